@@ -1,0 +1,76 @@
+// Package config owns the controller's settings: one Config struct read from
+// KUBE_ECR_REFRESHER_* environment variables (envconfig) and matching flags.
+//
+// Everything is derived from Config's struct tags by reflection: the variable
+// (Prefix + "_" + envconfig tag), the flag (the tag in lower kebab case), the
+// default, the --help text and the table that Markdown renders. A new field
+// gets its variable and flag without further code.
+//
+// envconfig.Process stops at the first value it cannot parse, so Load does not
+// let envconfig convert values. It resolves each setting to a raw string first
+// (the flag if set; else the variable, which envconfig reads, with its default
+// applied, into a mirror of Config whose fields are all *string, so "set to
+// empty" stays distinct from "unset"), then parses every field on its own and
+// runs Validate. All parse and semantic errors come back together in one
+// errors.Join, one line per problem, naming the variable and the flag; a
+// semantic check that reads a field that failed to parse is skipped. Only the
+// prefixed variables are read: envconfig's fallback to the bare tag name (for
+// example LOG_LEVEL or KUBECONFIG) is switched off. Variables with the prefix
+// that name no setting are rejected with envconfig.CheckDisallowed.
+package config
+
+import "time"
+
+// Prefix is the prefix of every environment variable the controller reads.
+const Prefix = "KUBE_ECR_REFRESHER"
+
+// Config holds every setting of the controller. Each field is read from the
+// environment variable KUBE_ECR_REFRESHER_<envconfig tag> and from the flag
+// named by the tag in lower kebab case (TARGET_NAMESPACES: --target-namespaces);
+// a flag that is set wins over the variable.
+type Config struct {
+	// Kubeconfig is the path of a kubeconfig file; empty means in-cluster config.
+	Kubeconfig string `envconfig:"KUBECONFIG" desc:"path to a kubeconfig file; empty uses the in-cluster configuration"`
+
+	// TargetNamespaces lists the namespaces to serve; empty means all namespaces.
+	TargetNamespaces []string `envconfig:"TARGET_NAMESPACES" desc:"comma-separated namespaces to serve; empty serves all namespaces"`
+	// SecretName is the name of the Secret written in every target namespace.
+	SecretName string `envconfig:"SECRET_NAME" default:"ecr-pull-secret" desc:"name of the kubernetes.io/dockerconfigjson Secret written in each namespace"`
+	// ServiceAccounts lists the ServiceAccounts that get the Secret in imagePullSecrets.
+	ServiceAccounts []string `envconfig:"SERVICE_ACCOUNTS" default:"default" desc:"comma-separated ServiceAccounts whose imagePullSecrets reference the Secret"`
+
+	// RefreshRemainingFraction: a token is refreshed when less than this
+	// fraction of its lifetime remains (0.5: ECR's 12 h tokens every 6 h).
+	RefreshRemainingFraction float64 `envconfig:"REFRESH_REMAINING_FRACTION" default:"0.5" desc:"refresh when less than this fraction of the token lifetime remains (0 < f < 1)"`
+	// MinRefreshInterval is the shortest time between two successful token fetches.
+	MinRefreshInterval time.Duration `envconfig:"MIN_REFRESH_INTERVAL" default:"1m" desc:"never fetch a token more often than this, whatever its expiry says"`
+	// RetryInitial and RetryMax bound the backoff after a failed token fetch.
+	RetryInitial time.Duration `envconfig:"RETRY_INITIAL" default:"5s" desc:"first retry delay after a failed ECR call (doubles, with jitter)"`
+	RetryMax     time.Duration `envconfig:"RETRY_MAX" default:"5m" desc:"longest retry delay after failed ECR calls"`
+	// ECRTimeout bounds one ECR HTTP request.
+	ECRTimeout time.Duration `envconfig:"ECR_TIMEOUT" default:"30s" desc:"timeout of one ECR API request"`
+
+	// Workers is the number of namespaces synced in parallel.
+	Workers int `envconfig:"WORKERS" default:"8" desc:"number of namespaces synced in parallel"`
+	// QPS and Burst limit the controller's Kubernetes API client.
+	QPS   float64 `envconfig:"KUBE_API_QPS" default:"100" desc:"Kubernetes API client queries per second"`
+	Burst int     `envconfig:"KUBE_API_BURST" default:"200" desc:"Kubernetes API client burst"`
+
+	// LeaderElect turns leader election on; off only for a single replica.
+	LeaderElect bool `envconfig:"LEADER_ELECT" default:"true" desc:"elect a leader through a Lease; disable only with a single replica"`
+	// LeaseName and LeaseNamespace name the coordination.k8s.io Lease.
+	LeaseName string `envconfig:"LEASE_NAME" default:"kube-ecr-refresher" desc:"name of the leader election Lease"`
+	// LeaseNamespace defaults to POD_NAMESPACE, else the in-cluster namespace, else "default".
+	LeaseNamespace string `envconfig:"LEASE_NAMESPACE" desc:"namespace of the Lease; default POD_NAMESPACE"`
+	// Identity is this replica's holder identity; defaults to POD_NAME, else the hostname.
+	Identity      string        `envconfig:"LEADER_ELECTION_IDENTITY" desc:"holder identity in the Lease; default POD_NAME, else the hostname"`
+	LeaseDuration time.Duration `envconfig:"LEASE_DURATION" default:"15s" desc:"how long a Lease is valid without renewal"`
+	RenewDeadline time.Duration `envconfig:"RENEW_DEADLINE" default:"10s" desc:"how long the leader keeps trying to renew before it gives up"`
+	RetryPeriod   time.Duration `envconfig:"RETRY_PERIOD" default:"2s" desc:"how often candidates try to acquire or renew the Lease"`
+
+	// LogLevel is debug, info, warn or error; LogFormat is json or text.
+	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn or error"`
+	LogFormat string `envconfig:"LOG_FORMAT" default:"json" desc:"log format: json or text"`
+	// HealthAddr serves /healthz and /readyz; empty disables it.
+	HealthAddr string `envconfig:"HEALTH_ADDR" default:":8081" desc:"address of the /healthz and /readyz endpoints; empty disables them"`
+}

@@ -1,0 +1,216 @@
+// Package ecr owns the AWS side: the subset of the ECR API the controller calls and
+// the token fetch that turns GetAuthorizationToken into a plain Credentials value.
+package ecr
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+)
+
+// API is the subset of the ECR client the Fetcher calls; *ecr.Client
+// implements it. The signature matches the SDK's exactly.
+type API interface {
+	GetAuthorizationToken(ctx context.Context, in *ecr.GetAuthorizationTokenInput, optFns ...func(*ecr.Options)) (*ecr.GetAuthorizationTokenOutput, error)
+}
+
+// Errors for GetAuthorizationToken answers that cannot be turned into
+// credentials. None of them is worth an immediate retry of the same call
+// beyond the caller's usual backoff.
+var (
+	ErrNilOutput           = errors.New("nil output")
+	ErrNoAuthorizationData = errors.New("no authorization data")
+	ErrNilToken            = errors.New("nil or empty authorization token")
+	ErrMalformedToken      = errors.New("authorization token is not base64")
+	ErrTokenFormat         = errors.New("decoded authorization token is not user:password")
+	ErrNoEndpoint          = errors.New("nil or empty proxy endpoint")
+	ErrNoExpiry            = errors.New("nil or zero expiry")
+)
+
+// NewAPI returns an ECR client configured from the environment the way the
+// AWS SDK does it (AWS_REGION, credentials chain, AWS_ENDPOINT_URL_ECR, ...)
+// whose HTTP requests time out after timeout. It fails when no region is
+// configured, before any call is made.
+func NewAPI(ctx context.Context, timeout time.Duration) (API, error) {
+	if timeout <= 0 {
+		return nil, fmt.Errorf("ecr timeout %v: want a positive duration", timeout)
+	}
+	cfg, err := config.LoadDefaultConfig(ctx,
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(timeout)))
+	if err != nil {
+		return nil, fmt.Errorf("load aws config: %w", err)
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("load aws config: AWS_REGION is not set")
+	}
+	return ecr.NewFromConfig(cfg), nil
+}
+
+// Auth is the pull credential of one registry host.
+//
+// Its String, Format, LogValue and MarshalJSON methods show the host and
+// expiry only, never the password, so that printing or logging it by mistake
+// is safe (slog's JSON handler marshals nested values such as []Auth).
+type Auth struct {
+	// Host is the registry host, without scheme: 123.dkr.ecr.us-east-1.amazonaws.com.
+	Host string
+	// Username is the user of the decoded token; ECR's is AWS.
+	Username string
+	// Password is the secret part of the decoded token.
+	Password string
+	// ExpiresAt is when ECR stops accepting the token.
+	ExpiresAt time.Time
+}
+
+// String shows the host and expiry only.
+func (a Auth) String() string {
+	return fmt.Sprintf("{host=%s expires_at=%s}", a.Host, a.ExpiresAt.UTC().Format(time.RFC3339))
+}
+
+// Format makes every fmt verb, %#v and %+v included, print String.
+func (a Auth) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(a.String())) }
+
+// LogValue logs the host and expiry only.
+func (a Auth) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("host", a.Host), slog.Time("expires_at", a.ExpiresAt))
+}
+
+// MarshalJSON encodes the host and expiry only.
+func (a Auth) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Host      string    `json:"host"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}{a.Host, a.ExpiresAt})
+}
+
+// Credentials is the result of one token fetch.
+//
+// Its String, Format and LogValue methods, and JSON encoding, show hosts and
+// expiries only, never a password.
+type Credentials struct {
+	// Auths holds one entry per registry, in the order ECR returned them.
+	Auths []Auth
+	// ExpiresAt is the earliest expiry of Auths.
+	ExpiresAt time.Time
+	// FetchedAt is when the answer arrived.
+	FetchedAt time.Time
+}
+
+// Hosts returns the registry hosts, in the order of Auths.
+func (c Credentials) Hosts() []string {
+	hosts := make([]string, len(c.Auths))
+	for i, a := range c.Auths {
+		hosts[i] = a.Host
+	}
+	return hosts
+}
+
+// String shows hosts and expiries only.
+func (c Credentials) String() string {
+	return fmt.Sprintf("{hosts=[%s] expires_at=%s fetched_at=%s}", strings.Join(c.Hosts(), " "),
+		c.ExpiresAt.UTC().Format(time.RFC3339), c.FetchedAt.UTC().Format(time.RFC3339))
+}
+
+// Format makes every fmt verb, %#v and %+v included, print String.
+func (c Credentials) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
+
+// LogValue logs hosts and expiries only.
+func (c Credentials) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Any("hosts", c.Hosts()),
+		slog.Time("expires_at", c.ExpiresAt),
+		slog.Time("fetched_at", c.FetchedAt),
+	)
+}
+
+// Fetcher fetches ECR pull credentials.
+type Fetcher struct {
+	api API
+	now func() time.Time
+}
+
+// NewFetcher returns a Fetcher calling api; now stamps FetchedAt and may be
+// nil for time.Now.
+func NewFetcher(api API, now func() time.Time) *Fetcher {
+	if now == nil {
+		now = time.Now
+	}
+	return &Fetcher{api: api, now: now}
+}
+
+// Fetch makes exactly one GetAuthorizationToken call (the SDK's retryer may
+// repeat the HTTP request) and decodes its answer. AWS errors are wrapped
+// and stay inspectable with errors.As (smithy.APIError, *types.ServerException);
+// answers that cannot be decoded yield one of the package's Err* sentinels.
+// No error message ever contains a token or password.
+func (f *Fetcher) Fetch(ctx context.Context) (Credentials, error) {
+	out, err := f.api.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{})
+	if err != nil {
+		return Credentials{}, fmt.Errorf("get ecr authorization token: %w", err)
+	}
+	fetchedAt := f.now()
+	if out == nil {
+		return Credentials{}, fmt.Errorf("decode ecr authorization token: %w", ErrNilOutput)
+	}
+	if len(out.AuthorizationData) == 0 {
+		return Credentials{}, fmt.Errorf("decode ecr authorization token: %w", ErrNoAuthorizationData)
+	}
+	creds := Credentials{Auths: make([]Auth, 0, len(out.AuthorizationData)), FetchedAt: fetchedAt}
+	for i, d := range out.AuthorizationData {
+		a, err := decodeAuth(d.AuthorizationToken, d.ProxyEndpoint, d.ExpiresAt)
+		if err != nil {
+			return Credentials{}, fmt.Errorf("decode ecr authorization data %d: %w", i, err)
+		}
+		if creds.ExpiresAt.IsZero() || a.ExpiresAt.Before(creds.ExpiresAt) {
+			creds.ExpiresAt = a.ExpiresAt
+		}
+		creds.Auths = append(creds.Auths, a)
+	}
+	return creds, nil
+}
+
+// decodeAuth checks one authorization data entry. Its errors never quote the
+// token: base64's errors give a byte offset only.
+func decodeAuth(token, endpoint *string, expiresAt *time.Time) (Auth, error) {
+	tok := strings.TrimSpace(aws.ToString(token))
+	if tok == "" {
+		return Auth{}, ErrNilToken
+	}
+	raw, err := base64.StdEncoding.DecodeString(tok)
+	if err != nil {
+		return Auth{}, fmt.Errorf("%w: %w", ErrMalformedToken, err)
+	}
+	user, password, ok := strings.Cut(string(raw), ":")
+	if !ok || user == "" || password == "" {
+		return Auth{}, ErrTokenFormat
+	}
+	host := hostOf(aws.ToString(endpoint))
+	if host == "" {
+		return Auth{}, ErrNoEndpoint
+	}
+	if expiresAt == nil || expiresAt.IsZero() {
+		return Auth{}, ErrNoExpiry
+	}
+	return Auth{Host: host, Username: user, Password: password, ExpiresAt: *expiresAt}, nil
+}
+
+// hostOf strips the scheme and any path from a proxy endpoint:
+// https://123.dkr.ecr.us-east-1.amazonaws.com/ gives 123.dkr.ecr.us-east-1.amazonaws.com.
+func hostOf(endpoint string) string {
+	e := strings.TrimSpace(endpoint)
+	if _, rest, ok := strings.Cut(e, "://"); ok {
+		e = rest
+	}
+	host, _, _ := strings.Cut(e, "/")
+	return host
+}

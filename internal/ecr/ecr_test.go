@@ -1,0 +1,249 @@
+package ecr
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/google/go-cmp/cmp"
+)
+
+// fakeAPI answers GetAuthorizationToken with out and err and counts calls.
+type fakeAPI struct {
+	out    *ecr.GetAuthorizationTokenOutput
+	err    error
+	calls  int
+	inputs []*ecr.GetAuthorizationTokenInput
+}
+
+func (f *fakeAPI) GetAuthorizationToken(_ context.Context, in *ecr.GetAuthorizationTokenInput, _ ...func(*ecr.Options)) (*ecr.GetAuthorizationTokenOutput, error) {
+	f.calls++
+	f.inputs = append(f.inputs, in)
+	return f.out, f.err
+}
+
+// The SDK client must satisfy the consumer-side interface.
+var _ API = (*ecr.Client)(nil)
+
+const secret = "s3cr3t-password-value"
+
+var (
+	now       = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	expiry    = now.Add(12 * time.Hour)
+	goodToken = base64.StdEncoding.EncodeToString([]byte("AWS:" + secret))
+)
+
+func data(token, endpoint *string, expiresAt *time.Time) types.AuthorizationData {
+	return types.AuthorizationData{AuthorizationToken: token, ProxyEndpoint: endpoint, ExpiresAt: expiresAt}
+}
+
+func output(d ...types.AuthorizationData) *ecr.GetAuthorizationTokenOutput {
+	return &ecr.GetAuthorizationTokenOutput{AuthorizationData: d}
+}
+
+func b64(s string) *string { return aws.String(base64.StdEncoding.EncodeToString([]byte(s))) }
+
+func TestFetchRejectsMalformedAnswers(t *testing.T) {
+	endpoint := aws.String("https://123456789012.dkr.ecr.us-east-1.amazonaws.com")
+	tests := []struct {
+		name string
+		out  *ecr.GetAuthorizationTokenOutput
+		want error
+	}{
+		{name: "A nil output is rejected", out: nil, want: ErrNilOutput},
+		{name: "An output without authorization data is rejected", out: output(), want: ErrNoAuthorizationData},
+		{name: "A nil token is rejected", out: output(data(nil, endpoint, &expiry)), want: ErrNilToken},
+		{name: "An empty token is rejected", out: output(data(aws.String(""), endpoint, &expiry)), want: ErrNilToken},
+		{name: "A token that is not base64 is rejected", out: output(data(aws.String("AWS:"+secret), endpoint, &expiry)), want: ErrMalformedToken},
+		{name: "A decoded token without a colon is rejected", out: output(data(b64("AWS"+secret), endpoint, &expiry)), want: ErrTokenFormat},
+		{name: "A decoded token without a user is rejected", out: output(data(b64(":"+secret), endpoint, &expiry)), want: ErrTokenFormat},
+		{name: "A decoded token without a password is rejected", out: output(data(b64("AWS:"), endpoint, &expiry)), want: ErrTokenFormat},
+		{name: "A nil proxy endpoint is rejected", out: output(data(&goodToken, nil, &expiry)), want: ErrNoEndpoint},
+		{name: "An empty proxy endpoint is rejected", out: output(data(&goodToken, aws.String(""), &expiry)), want: ErrNoEndpoint},
+		{name: "A proxy endpoint that is only a scheme is rejected", out: output(data(&goodToken, aws.String("https://"), &expiry)), want: ErrNoEndpoint},
+		{name: "A nil expiry is rejected", out: output(data(&goodToken, endpoint, nil)), want: ErrNoExpiry},
+		{name: "A zero expiry is rejected", out: output(data(&goodToken, endpoint, &time.Time{})), want: ErrNoExpiry},
+		{
+			name: "A bad second entry rejects the whole answer",
+			out:  output(data(&goodToken, endpoint, &expiry), data(&goodToken, endpoint, nil)),
+			want: ErrNoExpiry,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			api := &fakeAPI{out: tt.out}
+			creds, err := NewFetcher(api, func() time.Time { return now }).Fetch(t.Context())
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Fetch error = %v, want %v", err, tt.want)
+			}
+			if msg := err.Error(); strings.Contains(msg, secret) || strings.Contains(msg, goodToken) {
+				t.Errorf("error message %q leaks the token", msg)
+			}
+			if diff := cmp.Diff(Credentials{}, creds); diff != "" {
+				t.Errorf("credentials on error (-want +got):\n%s", diff)
+			}
+			if api.calls != 1 {
+				t.Errorf("GetAuthorizationToken called %d times, want 1", api.calls)
+			}
+		})
+	}
+}
+
+func TestFetchDecodesAnswers(t *testing.T) {
+	later := expiry.Add(time.Hour)
+	tests := []struct {
+		name string
+		out  *ecr.GetAuthorizationTokenOutput
+		want Credentials
+	}{
+		{
+			name: "The scheme is stripped from the proxy endpoint",
+			out:  output(data(&goodToken, aws.String("https://123456789012.dkr.ecr.us-east-1.amazonaws.com"), &expiry)),
+			want: Credentials{
+				Auths:     []Auth{{Host: "123456789012.dkr.ecr.us-east-1.amazonaws.com", Username: "AWS", Password: secret, ExpiresAt: expiry}},
+				ExpiresAt: expiry,
+				FetchedAt: now,
+			},
+		},
+		{
+			name: "An endpoint without scheme but with a trailing slash gives the bare host",
+			out:  output(data(&goodToken, aws.String("123456789012.dkr.ecr.us-east-1.amazonaws.com/"), &expiry)),
+			want: Credentials{
+				Auths:     []Auth{{Host: "123456789012.dkr.ecr.us-east-1.amazonaws.com", Username: "AWS", Password: secret, ExpiresAt: expiry}},
+				ExpiresAt: expiry,
+				FetchedAt: now,
+			},
+		},
+		{
+			name: "A password containing colons is kept whole",
+			out:  output(data(b64("AWS:a:b:c"), aws.String("https://1.dkr.ecr.eu-west-1.amazonaws.com/"), &expiry)),
+			want: Credentials{
+				Auths:     []Auth{{Host: "1.dkr.ecr.eu-west-1.amazonaws.com", Username: "AWS", Password: "a:b:c", ExpiresAt: expiry}},
+				ExpiresAt: expiry,
+				FetchedAt: now,
+			},
+		},
+		{
+			name: "Several registries keep their order and the earliest expiry wins",
+			out: output(
+				data(&goodToken, aws.String("https://111111111111.dkr.ecr.us-east-1.amazonaws.com"), &later),
+				data(&goodToken, aws.String("https://222222222222.dkr.ecr.us-east-1.amazonaws.com"), &expiry),
+			),
+			want: Credentials{
+				Auths: []Auth{
+					{Host: "111111111111.dkr.ecr.us-east-1.amazonaws.com", Username: "AWS", Password: secret, ExpiresAt: later},
+					{Host: "222222222222.dkr.ecr.us-east-1.amazonaws.com", Username: "AWS", Password: secret, ExpiresAt: expiry},
+				},
+				ExpiresAt: expiry,
+				FetchedAt: now,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			api := &fakeAPI{out: tt.out}
+			got, err := NewFetcher(api, func() time.Time { return now }).Fetch(t.Context())
+			if err != nil {
+				t.Fatalf("Fetch: %v", err)
+			}
+			// Compare fields, not through String: Format hides the password.
+			if diff := cmp.Diff(tt.want, got, cmp.Transformer("auth", func(a Auth) [4]any {
+				return [4]any{a.Host, a.Username, a.Password, a.ExpiresAt}
+			})); diff != "" {
+				t.Errorf("credentials (-want +got):\n%s", diff)
+			}
+			if api.calls != 1 {
+				t.Errorf("GetAuthorizationToken called %d times, want 1", api.calls)
+			}
+			if in := api.inputs[0]; in == nil || len(in.RegistryIds) != 0 {
+				t.Errorf("input %+v, want an empty input", in)
+			}
+		})
+	}
+}
+
+func TestFetchWrapsAPIErrors(t *testing.T) {
+	apiErr := &types.ServerException{Message: aws.String("boom")}
+	_, err := NewFetcher(&fakeAPI{err: apiErr}, nil).Fetch(t.Context())
+	var got *types.ServerException
+	if !errors.As(err, &got) || got != apiErr {
+		t.Fatalf("Fetch error %v: want the ServerException wrapped", err)
+	}
+	if !strings.HasPrefix(err.Error(), "get ecr authorization token: ") {
+		t.Errorf("error %q lacks the operation prefix", err)
+	}
+}
+
+func TestFetchedAtDefaultsToTheWallClock(t *testing.T) {
+	before := time.Now()
+	creds, err := NewFetcher(&fakeAPI{out: output(data(&goodToken, aws.String("h"), &expiry))}, nil).Fetch(t.Context())
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if creds.FetchedAt.Before(before) || creds.FetchedAt.After(time.Now()) {
+		t.Errorf("FetchedAt %v is not the wall clock", creds.FetchedAt)
+	}
+}
+
+func TestPrintingAndLoggingNeverShowThePassword(t *testing.T) {
+	auth := Auth{Host: "123456789012.dkr.ecr.us-east-1.amazonaws.com", Username: "AWS", Password: secret, ExpiresAt: expiry}
+	creds := Credentials{Auths: []Auth{auth, auth}, ExpiresAt: expiry, FetchedAt: now}
+
+	var outputs []string
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
+		outputs = append(outputs,
+			fmt.Sprintf(verb, auth), fmt.Sprintf(verb, &auth), fmt.Sprintf(verb, creds), fmt.Sprintf(verb, &creds),
+			fmt.Sprintf(verb, creds.Auths), fmt.Sprintf(verb, []any{creds}))
+	}
+	outputs = append(outputs, fmt.Errorf("wrap: %v", creds).Error(), auth.String(), creds.String())
+	for _, v := range []any{auth, &auth, creds, &creds, creds.Auths} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatalf("marshal %T: %v", v, err)
+		}
+		outputs = append(outputs, string(b))
+	}
+
+	var buf bytes.Buffer
+	for _, h := range []slog.Handler{slog.NewJSONHandler(&buf, nil), slog.NewTextHandler(&buf, nil)} {
+		log := slog.New(h)
+		log.Info("fetched", "credentials", creds, "auth", auth, "auth_ptr", &auth)
+		log.Info("fetched", slog.Any("credentials", creds), slog.Any("auths", creds.Auths))
+		log.Info("group", slog.Group("g", "credentials", creds))
+	}
+	outputs = append(outputs, buf.String())
+
+	for _, out := range outputs {
+		if strings.Contains(out, secret) {
+			t.Errorf("output leaks the password: %s", out)
+		}
+	}
+	for _, want := range []string{auth.Host, "expires_at"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log output lacks %q:\n%s", want, buf.String())
+		}
+	}
+	if got, want := creds.String(), "{hosts=[123456789012.dkr.ecr.us-east-1.amazonaws.com 123456789012.dkr.ecr.us-east-1.amazonaws.com] expires_at=2026-03-04T17:06:07Z fetched_at=2026-03-04T05:06:07Z}"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
+
+func TestHosts(t *testing.T) {
+	creds := Credentials{Auths: []Auth{{Host: "a"}, {Host: "b"}}}
+	if diff := cmp.Diff([]string{"a", "b"}, creds.Hosts()); diff != "" {
+		t.Errorf("Hosts (-want +got):\n%s", diff)
+	}
+	if got := (Credentials{}).Hosts(); len(got) != 0 {
+		t.Errorf("Hosts of empty credentials = %v", got)
+	}
+}

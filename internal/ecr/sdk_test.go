@@ -1,0 +1,162 @@
+package ecr_test
+
+import (
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/smithy-go"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecr"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecrserver"
+)
+
+// setAWSEnv points the SDK's default configuration at endpoint only: static
+// dummy keys, no IMDS, no profile or shared files, no CA bundle.
+func setAWSEnv(t *testing.T, endpoint string) {
+	t.Helper()
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{
+		"AWS_REGION":                          "eu-west-1",
+		"AWS_DEFAULT_REGION":                  "",
+		"AWS_ACCESS_KEY_ID":                   "AKIDTEST",
+		"AWS_SECRET_ACCESS_KEY":               "dummy-secret",
+		"AWS_SESSION_TOKEN":                   "",
+		"AWS_EC2_METADATA_DISABLED":           "true",
+		"AWS_CA_BUNDLE":                       "",
+		"AWS_PROFILE":                         "",
+		"AWS_DEFAULT_PROFILE":                 "",
+		"AWS_CONFIG_FILE":                     empty,
+		"AWS_SHARED_CREDENTIALS_FILE":         empty,
+		"AWS_ENDPOINT_URL":                    "",
+		"AWS_ENDPOINT_URL_ECR":                endpoint,
+		"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "",
+		"AWS_USE_FIPS_ENDPOINT":               "",
+		"AWS_USE_DUALSTACK_ENDPOINT":          "",
+		"AWS_MAX_ATTEMPTS":                    "",
+		"AWS_RETRY_MODE":                      "",
+	} {
+		t.Setenv(k, v)
+	}
+}
+
+func TestFetchWithTheSDKAgainstALocalEndpoint(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	srv := ecrserver.New(ecrserver.WithNow(func() time.Time { return now }))
+	t.Cleanup(srv.Close)
+	setAWSEnv(t, srv.URL)
+
+	api, err := ecr.NewAPI(t.Context(), 5*time.Second)
+	if err != nil {
+		t.Fatalf("NewAPI: %v", err)
+	}
+	creds, err := ecr.NewFetcher(api, func() time.Time { return now }).Fetch(t.Context())
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+
+	// AWS_ENDPOINT_URL_ECR is the only endpoint setting, so the server seeing
+	// the call proves the SDK honours it.
+	wantReqs := []ecrserver.Request{{
+		Target:      "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
+		ContentType: "application/x-amz-json-1.1",
+		Signed:      true,
+		Region:      "eu-west-1",
+	}}
+	if diff := cmp.Diff(wantReqs, srv.Requests()); diff != "" {
+		t.Errorf("requests seen by the server (-want +got):\n%s", diff)
+	}
+	expiry := now.Add(ecrserver.DefaultLifetime)
+	want := []string{"123456789012.dkr.ecr.eu-west-1.amazonaws.com", "AWS", srv.LastPassword(), expiry.String()}
+	if len(creds.Auths) != 1 {
+		t.Fatalf("got %d auths, want 1", len(creds.Auths))
+	}
+	a := creds.Auths[0]
+	if diff := cmp.Diff(want, []string{a.Host, a.Username, a.Password, a.ExpiresAt.UTC().String()}); diff != "" {
+		t.Errorf("auth (-want +got):\n%s", diff)
+	}
+	if !creds.ExpiresAt.Equal(expiry) || !creds.FetchedAt.Equal(now) {
+		t.Errorf("credentials expire %v fetched %v, want %v and %v", creds.ExpiresAt, creds.FetchedAt, expiry, now)
+	}
+}
+
+func TestAccessDeniedStaysInspectable(t *testing.T) {
+	srv := ecrserver.New(ecrserver.WithFailure(ecrserver.FailureAccessDenied))
+	t.Cleanup(srv.Close)
+	setAWSEnv(t, srv.URL)
+
+	api, err := ecr.NewAPI(t.Context(), 5*time.Second)
+	if err != nil {
+		t.Fatalf("NewAPI: %v", err)
+	}
+	_, err = ecr.NewFetcher(api, nil).Fetch(t.Context())
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "AccessDeniedException" {
+		t.Fatalf("Fetch error %v: want an AccessDeniedException API error", err)
+	}
+	if apiErr.ErrorFault() == smithy.FaultServer {
+		t.Errorf("fault %v, want a client fault or unknown", apiErr.ErrorFault())
+	}
+	if !strings.HasPrefix(err.Error(), "get ecr authorization token: ") {
+		t.Errorf("error %q lacks the operation prefix", err)
+	}
+	if got := srv.Calls(); got != 1 {
+		t.Errorf("server saw %d calls, want 1 (access denied is not retried)", got)
+	}
+}
+
+func TestTimeoutBoundsTheCall(t *testing.T) {
+	srv := ecrserver.New(ecrserver.WithLatency(time.Minute))
+	t.Cleanup(srv.Close)
+	setAWSEnv(t, srv.URL)
+
+	api, err := ecr.NewAPI(t.Context(), 200*time.Millisecond)
+	if err != nil {
+		t.Fatalf("NewAPI: %v", err)
+	}
+	begin := time.Now()
+	_, err = ecr.NewFetcher(api, nil).Fetch(t.Context())
+	elapsed := time.Since(begin)
+	var netErr net.Error
+	if !errors.As(err, &netErr) || !netErr.Timeout() {
+		t.Fatalf("Fetch error %v: want a timeout", err)
+	}
+	// The SDK's retryer repeats timed-out requests (3 attempts, short
+	// backoff); the whole call still ends long before the server answers.
+	if elapsed > 10*time.Second {
+		t.Errorf("Fetch gave up after %v, want a few hundred milliseconds per attempt", elapsed)
+	}
+	t.Logf("gave up after %v and %d attempts", elapsed, srv.Calls())
+}
+
+func TestNewAPIRejectsAMissingRegionBeforeAnyCall(t *testing.T) {
+	srv := ecrserver.New()
+	t.Cleanup(srv.Close)
+	setAWSEnv(t, srv.URL)
+	t.Setenv("AWS_REGION", "")
+
+	_, err := ecr.NewAPI(t.Context(), time.Second)
+	if err == nil || !strings.Contains(err.Error(), "AWS_REGION is not set") {
+		t.Fatalf("NewAPI error %v, want AWS_REGION is not set", err)
+	}
+	if got := srv.Calls(); got != 0 {
+		t.Errorf("server saw %d calls, want 0", got)
+	}
+}
+
+func TestNewAPIRejectsANonPositiveTimeout(t *testing.T) {
+	setAWSEnv(t, "http://127.0.0.1:1")
+	for _, d := range []time.Duration{0, -time.Second} {
+		if _, err := ecr.NewAPI(t.Context(), d); err == nil {
+			t.Errorf("NewAPI(%v) succeeded, want an error", d)
+		}
+	}
+}

@@ -1,0 +1,499 @@
+package ecrserver_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/aws/smithy-go"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecrserver"
+)
+
+var fixedNow = time.Date(2026, 1, 2, 3, 4, 5, 678_000_000, time.UTC)
+
+// newClient returns a real SDK client for srv that signs for eu-west-1 with
+// static keys, retries without backoff and gives up after attempts.
+func newClient(srv *ecrserver.Server, attempts int, timeout time.Duration) *ecr.Client {
+	return ecr.New(ecr.Options{
+		Region:       "eu-west-1",
+		BaseEndpoint: aws.String(srv.URL),
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret", Source: "test"}, nil
+		}),
+		HTTPClient: awshttp.NewBuildableClient().WithTimeout(timeout),
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = attempts
+			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
+		}),
+	})
+}
+
+func start(t *testing.T, opts ...ecrserver.Option) *ecrserver.Server {
+	t.Helper()
+	srv, err := ecrserver.Start("127.0.0.1:0", opts...)
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+type decoded struct {
+	User, Password, Endpoint string
+	ExpiresAt                time.Time
+}
+
+func decode(t *testing.T, out *ecr.GetAuthorizationTokenOutput) []decoded {
+	t.Helper()
+	var got []decoded
+	for _, d := range out.AuthorizationData {
+		raw, err := base64.StdEncoding.DecodeString(aws.ToString(d.AuthorizationToken))
+		if err != nil {
+			t.Fatalf("decode token: %v", err)
+		}
+		user, pw, _ := strings.Cut(string(raw), ":")
+		got = append(got, decoded{User: user, Password: pw, Endpoint: aws.ToString(d.ProxyEndpoint), ExpiresAt: aws.ToTime(d.ExpiresAt)})
+	}
+	return got
+}
+
+func TestGetAuthorizationTokenWithTheSDK(t *testing.T) {
+	tests := []struct {
+		name     string
+		opts     []ecrserver.Option
+		in       *ecr.GetAuthorizationTokenInput
+		wantEnds []string
+	}{
+		{
+			name:     "The default registry is in the signing region",
+			in:       &ecr.GetAuthorizationTokenInput{},
+			wantEnds: []string{"https://123456789012.dkr.ecr.eu-west-1.amazonaws.com"},
+		},
+		{
+			name:     "A fixed account and region win over the signature",
+			opts:     []ecrserver.Option{ecrserver.WithAccount("000000000042"), ecrserver.WithRegion("ap-south-1")},
+			in:       &ecr.GetAuthorizationTokenInput{},
+			wantEnds: []string{"https://000000000042.dkr.ecr.ap-south-1.amazonaws.com"},
+		},
+		{
+			name: "Registry ids get one authorization data each",
+			in:   &ecr.GetAuthorizationTokenInput{RegistryIds: []string{"111111111111", "222222222222"}},
+			wantEnds: []string{
+				"https://111111111111.dkr.ecr.eu-west-1.amazonaws.com",
+				"https://222222222222.dkr.ecr.eu-west-1.amazonaws.com",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := append([]ecrserver.Option{
+				ecrserver.WithNow(func() time.Time { return fixedNow }),
+				ecrserver.WithLifetime(time.Hour),
+			}, tt.opts...)
+			srv := start(t, opts...)
+			out, err := newClient(srv, 1, 5*time.Second).GetAuthorizationToken(t.Context(), tt.in)
+			if err != nil {
+				t.Fatalf("GetAuthorizationToken: %v", err)
+			}
+			var want []decoded
+			for _, end := range tt.wantEnds {
+				want = append(want, decoded{User: "AWS", Password: srv.LastPassword(), Endpoint: end, ExpiresAt: fixedNow.Add(time.Hour)})
+			}
+			if diff := cmp.Diff(want, decode(t, out)); diff != "" {
+				t.Errorf("authorization data (-want +got):\n%s", diff)
+			}
+			wantReq := []ecrserver.Request{{
+				Target:      ecrserver.TargetGetAuthorizationToken,
+				ContentType: "application/x-amz-json-1.1",
+				Signed:      true,
+				Region:      "eu-west-1",
+				RegistryIDs: tt.in.RegistryIds,
+			}}
+			if diff := cmp.Diff(wantReq, srv.Requests()); diff != "" {
+				t.Errorf("requests (-want +got):\n%s", diff)
+			}
+			if got := srv.Calls(); got != 1 {
+				t.Errorf("Calls() = %d, want 1", got)
+			}
+		})
+	}
+}
+
+func TestFailuresMapToSDKErrors(t *testing.T) {
+	tests := []struct {
+		name      string
+		failure   ecrserver.Failure
+		in        *ecr.GetAuthorizationTokenInput
+		check     func(error) bool
+		wantCode  string
+		wantCalls int64 // 3 when the SDK retries, 1 when it does not
+	}{
+		{
+			name:      "A server error is a typed ServerException and is retried",
+			failure:   ecrserver.FailureServerError,
+			check:     func(err error) bool { var e *types.ServerException; return errors.As(err, &e) },
+			wantCode:  "ServerException",
+			wantCalls: 3,
+		},
+		{
+			name:    "Throttling is recognized as a throttle and retried",
+			failure: ecrserver.FailureThrottling,
+			check: func(err error) bool {
+				return retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err) == aws.TrueTernary
+			},
+			wantCode:  "ThrottlingException",
+			wantCalls: 3,
+		},
+		{
+			name:      "Access denied is not retried",
+			failure:   ecrserver.FailureAccessDenied,
+			check:     func(err error) bool { return !retry.NewStandard().IsErrorRetryable(err) },
+			wantCode:  "AccessDeniedException",
+			wantCalls: 1,
+		},
+		{
+			name:      "An invalid registry id is a typed InvalidParameterException",
+			in:        &ecr.GetAuthorizationTokenInput{RegistryIds: []string{"nope"}},
+			check:     func(err error) bool { var e *types.InvalidParameterException; return errors.As(err, &e) },
+			wantCode:  "InvalidParameterException",
+			wantCalls: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := start(t, ecrserver.WithFailure(tt.failure))
+			_, err := newClient(srv, 3, 5*time.Second).GetAuthorizationToken(t.Context(), tt.in)
+			if err == nil {
+				t.Fatal("GetAuthorizationToken succeeded, want an error")
+			}
+			var apiErr smithy.APIError
+			if !errors.As(err, &apiErr) || apiErr.ErrorCode() != tt.wantCode {
+				t.Errorf("error %v: want API error code %s", err, tt.wantCode)
+			}
+			if !tt.check(err) {
+				t.Errorf("error %v (%T) fails the check", err, err)
+			}
+			if got := srv.Calls(); got != tt.wantCalls {
+				t.Errorf("Calls() = %d, want %d", got, tt.wantCalls)
+			}
+			if got := srv.Passwords(); len(got) != 0 {
+				t.Errorf("Passwords() has %d entries, want none after failures", len(got))
+			}
+		})
+	}
+}
+
+func TestTimeoutHangsUntilTheClientGivesUp(t *testing.T) {
+	srv := start(t, ecrserver.WithFailure(ecrserver.FailureTimeout))
+	begin := time.Now()
+	_, err := newClient(srv, 1, 200*time.Millisecond).GetAuthorizationToken(t.Context(), nil)
+	var netErr net.Error
+	if !errors.As(err, &netErr) || !netErr.Timeout() {
+		t.Fatalf("error %v: want a timeout", err)
+	}
+	if elapsed := time.Since(begin); elapsed > 3*time.Second {
+		t.Errorf("gave up after %v, want about 200ms", elapsed)
+	}
+}
+
+func TestLatencyDelaysTheAnswer(t *testing.T) {
+	srv := start(t, ecrserver.WithLatency(300*time.Millisecond))
+	begin := time.Now()
+	if _, err := newClient(srv, 1, 5*time.Second).GetAuthorizationToken(t.Context(), nil); err != nil {
+		t.Fatalf("GetAuthorizationToken: %v", err)
+	}
+	if elapsed := time.Since(begin); elapsed < 300*time.Millisecond {
+		t.Errorf("answered after %v, want at least 300ms", elapsed)
+	}
+}
+
+func TestSettersApplyWhileRunning(t *testing.T) {
+	srv := start(t, ecrserver.WithNow(func() time.Time { return fixedNow }))
+	client := newClient(srv, 1, 5*time.Second)
+	call := func() ([]decoded, error) {
+		out, err := client.GetAuthorizationToken(t.Context(), nil)
+		if err != nil {
+			return nil, err
+		}
+		return decode(t, out), nil
+	}
+
+	got, err := call()
+	if err != nil {
+		t.Fatalf("first call: %v", err)
+	}
+	if want := fixedNow.Add(ecrserver.DefaultLifetime); !got[0].ExpiresAt.Equal(want) {
+		t.Errorf("default expiry %v, want %v", got[0].ExpiresAt, want)
+	}
+
+	srv.SetFailure(ecrserver.FailureAccessDenied)
+	if _, err := call(); err == nil {
+		t.Fatal("call with access denied succeeded")
+	}
+
+	srv.SetFailure(ecrserver.FailureNone)
+	srv.SetLifetime(2 * time.Minute)
+	srv.SetAccount("999999999999")
+	srv.SetRegion("us-west-2")
+	srv.SetLatency(0)
+	got, err = call()
+	if err != nil {
+		t.Fatalf("call after recovery: %v", err)
+	}
+	want := decoded{User: "AWS", Password: srv.LastPassword(), Endpoint: "https://999999999999.dkr.ecr.us-west-2.amazonaws.com", ExpiresAt: fixedNow.Add(2 * time.Minute)}
+	if diff := cmp.Diff([]decoded{want}, got); diff != "" {
+		t.Errorf("authorization data (-want +got):\n%s", diff)
+	}
+	if got := srv.Calls(); got != 3 {
+		t.Errorf("Calls() = %d, want 3", got)
+	}
+}
+
+func TestPasswordsAreUniqueUnderConcurrency(t *testing.T) {
+	srv := start(t)
+	client := newClient(srv, 1, 5*time.Second)
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			if _, err := client.GetAuthorizationToken(t.Context(), nil); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("GetAuthorizationToken: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, pw := range srv.Passwords() {
+		if seen[pw] {
+			t.Errorf("password %q issued twice", pw)
+		}
+		seen[pw] = true
+	}
+	if len(seen) != n || srv.Calls() != n {
+		t.Errorf("got %d passwords and %d calls, want %d of each", len(seen), srv.Calls(), n)
+	}
+}
+
+const fakeSignature = "AWS4-HMAC-SHA256 Credential=AKIDTEST/20260102/us-east-1/ecr-public/aws4_request, SignedHeaders=host, Signature=00"
+
+func post(t *testing.T, srv *ecrserver.Server, target, auth, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", target)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("post: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return resp, b
+}
+
+func TestRawProtocolErrors(t *testing.T) {
+	tests := []struct {
+		name, target, auth, body string
+		wantStatus               int
+		wantType                 string
+	}{
+		{
+			name:       "An unknown target is an unknown operation",
+			target:     "AmazonEC2ContainerRegistry_V20150921.DescribeRepositories",
+			auth:       fakeSignature,
+			body:       "{}",
+			wantStatus: http.StatusBadRequest,
+			wantType:   "UnknownOperationException",
+		},
+		{
+			name:       "An unsigned request is rejected",
+			target:     ecrserver.TargetGetAuthorizationToken,
+			body:       "{}",
+			wantStatus: http.StatusBadRequest,
+			wantType:   "MissingAuthenticationTokenException",
+		},
+		{
+			name:       "A body that is not JSON is a serialization error",
+			target:     ecrserver.TargetGetAuthorizationToken,
+			auth:       fakeSignature,
+			body:       "{",
+			wantStatus: http.StatusBadRequest,
+			wantType:   "SerializationException",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := start(t)
+			resp, body := post(t, srv, tt.target, tt.auth, tt.body)
+			if resp.StatusCode != tt.wantStatus {
+				t.Errorf("status %d, want %d", resp.StatusCode, tt.wantStatus)
+			}
+			if got := resp.Header.Get("X-Amzn-ErrorType"); got != tt.wantType {
+				t.Errorf("X-Amzn-ErrorType %q, want %q", got, tt.wantType)
+			}
+			var e struct {
+				Type    string `json:"__type"`
+				Message string `json:"message"`
+			}
+			if err := json.Unmarshal(body, &e); err != nil || e.Type != tt.wantType || e.Message == "" {
+				t.Errorf("body %s: want __type %s and a message (%v)", body, tt.wantType, err)
+			}
+		})
+	}
+}
+
+func TestPublicGetAuthorizationToken(t *testing.T) {
+	srv := start(t, ecrserver.WithNow(func() time.Time { return fixedNow }))
+	resp, body := post(t, srv, ecrserver.TargetPublicGetAuthorizationToken, fakeSignature, "{}")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	var out struct {
+		AuthorizationData struct {
+			AuthorizationToken string  `json:"authorizationToken"`
+			ExpiresAt          float64 `json:"expiresAt"`
+		} `json:"authorizationData"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil {
+		t.Fatalf("decode %s: %v", body, err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(out.AuthorizationData.AuthorizationToken)
+	if err != nil {
+		t.Fatalf("decode token: %v", err)
+	}
+	if want := "AWS:" + srv.LastPassword(); string(raw) != want {
+		t.Errorf("token decodes to %q, want %q", raw, want)
+	}
+	if want := float64(fixedNow.Add(ecrserver.DefaultLifetime).UnixMilli()) / 1000; out.AuthorizationData.ExpiresAt != want {
+		t.Errorf("expiresAt %v, want %v", out.AuthorizationData.ExpiresAt, want)
+	}
+}
+
+func TestCloseReleasesHangingRequests(t *testing.T) {
+	srv, err := ecrserver.Start("", ecrserver.WithFailure(ecrserver.FailureTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := newClient(srv, 1, time.Minute).GetAuthorizationToken(context.Background(), nil)
+		done <- err
+	}()
+	for srv.Calls() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	begin := time.Now()
+	srv.Close()
+	if elapsed := time.Since(begin); elapsed > 2*time.Second {
+		t.Errorf("Close took %v", elapsed)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("hanging request succeeded after Close")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("hanging request still running 5s after Close")
+	}
+	srv.Close() // a second Close is harmless
+}
+
+func TestStartRejectsNonLoopbackAddresses(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "192.0.2.1:0", "[::1]:0", "localhost:0", "127.0.0.1"} {
+		t.Run(addr, func(t *testing.T) {
+			srv, err := ecrserver.Start(addr)
+			if err == nil {
+				srv.Close()
+				t.Fatalf("Start(%q) succeeded, want an error", addr)
+			}
+		})
+	}
+}
+
+func TestControlEndpoint(t *testing.T) {
+	srv := start(t)
+	postForm := func(v url.Values) (int, ecrserver.State) {
+		resp, err := http.PostForm(srv.URL+ecrserver.ControlPath, v)
+		if err != nil {
+			t.Fatalf("post control: %v", err)
+		}
+		defer resp.Body.Close()
+		var st ecrserver.State
+		if resp.StatusCode == http.StatusOK {
+			if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+				t.Fatalf("decode state: %v", err)
+			}
+		}
+		return resp.StatusCode, st
+	}
+
+	status, st := postForm(url.Values{"failure": {"throttling"}, "latency": {"10ms"}, "lifetime": {"2m"}, "region": {"eu-north-1"}})
+	want := ecrserver.State{Failure: "throttling", Latency: "10ms", Lifetime: "2m0s", Account: ecrserver.DefaultAccount, Region: "eu-north-1"}
+	if status != http.StatusOK {
+		t.Fatalf("status %d", status)
+	}
+	if diff := cmp.Diff(want, st); diff != "" {
+		t.Errorf("state (-want +got):\n%s", diff)
+	}
+
+	// One bad value applies nothing.
+	if status, _ := postForm(url.Values{"failure": {"none"}, "latency": {"soon"}}); status != http.StatusBadRequest {
+		t.Errorf("bad latency: status %d, want 400", status)
+	}
+	resp, err := http.Get(srv.URL + ecrserver.ControlPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got ecrserver.State
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("state after a rejected update (-want +got):\n%s", diff)
+	}
+	if srv.Calls() != 0 {
+		t.Errorf("control requests counted as calls: %d", srv.Calls())
+	}
+}
+
+func TestParseFailure(t *testing.T) {
+	for _, f := range []ecrserver.Failure{ecrserver.FailureNone, ecrserver.FailureServerError, ecrserver.FailureThrottling, ecrserver.FailureAccessDenied, ecrserver.FailureTimeout} {
+		got, err := ecrserver.ParseFailure(f.String())
+		if err != nil || got != f {
+			t.Errorf("ParseFailure(%q) = %v, %v; want %v", f.String(), got, err, f)
+		}
+	}
+	if _, err := ecrserver.ParseFailure("flaky"); err == nil {
+		t.Error(`ParseFailure("flaky") succeeded, want an error`)
+	}
+}

@@ -1,0 +1,159 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	listerscorev1 "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+func metaFor(ns, name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: ns, Name: name} }
+
+// Caches are the controller's read side: namespaces, the Secrets named
+// SecretName, and the ServiceAccounts to patch, each watched cluster-wide with a
+// field selector on the name so no other Secret is ever read.
+type Caches struct {
+	Namespaces listerscorev1.NamespaceLister
+	Secrets    listerscorev1.SecretLister
+	// ServiceAccounts has one lister per ServiceAccount name, or one under "*"
+	// for every ServiceAccount.
+	ServiceAccounts map[string]listerscorev1.ServiceAccountLister
+
+	factories []informers.SharedInformerFactory
+	synced    []cache.InformerSynced
+	informers []cache.SharedIndexInformer
+}
+
+// CacheHandlers receive the events of each watched kind.
+type CacheHandlers struct {
+	Namespace      cache.ResourceEventHandler
+	Secret         cache.ResourceEventHandler
+	ServiceAccount cache.ResourceEventHandler
+}
+
+// AllServiceAccounts as the only ServiceAccount name watches every ServiceAccount.
+const AllServiceAccounts = "*"
+
+// NewCaches builds the informers; Start runs them. resync is the informers'
+// resync period (0 disables it).
+func NewCaches(client kubernetes.Interface, secretName string, serviceAccounts []string, resync time.Duration, h CacheHandlers) (*Caches, error) {
+	c := &Caches{ServiceAccounts: map[string]listerscorev1.ServiceAccountLister{}}
+
+	nsFactory := informers.NewSharedInformerFactoryWithOptions(client, resync)
+	nsInf := nsFactory.Core().V1().Namespaces()
+	if err := nsInf.Informer().SetTransform(stripManagedFields); err != nil {
+		return nil, fmt.Errorf("namespace informer: %w", err)
+	}
+	c.Namespaces = nsInf.Lister()
+	c.add(nsFactory, nsInf.Informer(), h.Namespace)
+
+	secFactory := byName(client, resync, secretName)
+	secInf := secFactory.Core().V1().Secrets()
+	if err := secInf.Informer().SetTransform(TransformSecret); err != nil {
+		return nil, fmt.Errorf("secret informer: %w", err)
+	}
+	c.Secrets = secInf.Lister()
+	c.add(secFactory, secInf.Informer(), h.Secret)
+
+	for _, name := range serviceAccounts {
+		var f informers.SharedInformerFactory
+		if name == AllServiceAccounts {
+			f = informers.NewSharedInformerFactoryWithOptions(client, resync)
+		} else {
+			f = byName(client, resync, name)
+		}
+		inf := f.Core().V1().ServiceAccounts()
+		if err := inf.Informer().SetTransform(stripManagedFields); err != nil {
+			return nil, fmt.Errorf("serviceaccount informer: %w", err)
+		}
+		c.ServiceAccounts[name] = inf.Lister()
+		c.add(f, inf.Informer(), h.ServiceAccount)
+	}
+	return c, nil
+}
+
+func byName(client kubernetes.Interface, resync time.Duration, name string) informers.SharedInformerFactory {
+	sel := fields.OneTermEqualSelector("metadata.name", name).String()
+	return informers.NewSharedInformerFactoryWithOptions(client, resync,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = sel }))
+}
+
+func (c *Caches) add(f informers.SharedInformerFactory, inf cache.SharedIndexInformer, h cache.ResourceEventHandler) {
+	if h != nil {
+		// Handlers are added before Start; the registration cannot fail then.
+		_, _ = inf.AddEventHandler(h)
+	}
+	c.factories = append(c.factories, f)
+	c.synced = append(c.synced, inf.HasSynced)
+	c.informers = append(c.informers, inf)
+}
+
+// Start runs the informers until ctx ends.
+func (c *Caches) Start(ctx context.Context) {
+	for _, f := range c.factories {
+		f.Start(ctx.Done())
+	}
+}
+
+// WaitForSync blocks until every cache has synced or ctx ends.
+func (c *Caches) WaitForSync(ctx context.Context) bool {
+	return cache.WaitForCacheSync(ctx.Done(), c.synced...)
+}
+
+// Synced reports whether every cache has synced (for readiness).
+func (c *Caches) Synced() bool {
+	for _, s := range c.synced {
+		if !s() {
+			return false
+		}
+	}
+	return true
+}
+
+// Shutdown waits for the informers' goroutines after ctx has ended.
+func (c *Caches) Shutdown() {
+	for _, f := range c.factories {
+		f.Shutdown()
+	}
+}
+
+// ServiceAccountsIn returns the cached ServiceAccounts to patch in namespace ns.
+func (c *Caches) ServiceAccountsIn(ns string) ([]*corev1.ServiceAccount, error) {
+	var out []*corev1.ServiceAccount
+	for name, l := range c.ServiceAccounts {
+		if name == AllServiceAccounts {
+			all, err := l.ServiceAccounts(ns).List(everything())
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, all...)
+			continue
+		}
+		sa, err := l.ServiceAccounts(ns).Get(name)
+		if err != nil {
+			continue // not created yet: its informer event will bring it
+		}
+		out = append(out, sa)
+	}
+	return out, nil
+}
+
+func everything() labels.Selector { return labels.Everything() }
+
+// stripManagedFields is an informer transform that drops managed fields, which
+// the controller never reads, to keep the caches small.
+func stripManagedFields(obj any) (any, error) {
+	if m, err := meta.Accessor(obj); err == nil {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
+}

@@ -1,0 +1,272 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/util/retry"
+)
+
+// Labels and annotations the controller puts on the Secrets it owns.
+const (
+	ManagedByLabel       = "app.kubernetes.io/managed-by"
+	ManagedByValue       = "kube-ecr-refresher"
+	ExpiresAtAnnotation  = "kube-ecr-refresher/expires-at"
+	FetchedAtAnnotation  = "kube-ecr-refresher/fetched-at"
+	RegistriesAnnotation = "kube-ecr-refresher/registries"
+)
+
+// Annotations that exist only on the informer's cached copy of a Secret (see
+// TransformSecret); they are never written to the API server.
+const (
+	cacheDigestAnnotation = "cache.kube-ecr-refresher/data-sha256"
+	cacheHostsAnnotation  = "cache.kube-ecr-refresher/hosts"
+	cacheInvalidHosts     = "!invalid"
+)
+
+// ErrNotOurs is returned when a Secret of the configured name exists but does not
+// carry our managed-by label: it is never modified.
+var ErrNotOurs = errors.New("secret exists and is not managed by kube-ecr-refresher")
+
+// Owned reports whether obj carries our managed-by label.
+func Owned(obj metav1.Object) bool {
+	return obj.GetLabels()[ManagedByLabel] == ManagedByValue
+}
+
+// TransformSecret is the informer transform for the Secret cache. It drops the
+// Secret's data and managed fields and keeps, in cache-only annotations, the
+// data's digest and the registry hosts it holds ("!invalid" when it does not
+// parse). That is all the controller compares, and it keeps the cache small
+// (no token bytes held for thousands of namespaces).
+func TransformSecret(obj any) (any, error) {
+	s, ok := obj.(*corev1.Secret)
+	if !ok {
+		return obj, nil
+	}
+	s.ManagedFields = nil
+	if !Owned(s) {
+		s.Data, s.StringData = nil, nil
+		return s, nil
+	}
+	ann := make(map[string]string, len(s.Annotations)+2)
+	maps.Copy(ann, s.Annotations)
+	data, ok := s.Data[corev1.DockerConfigJsonKey]
+	if !ok {
+		ann[cacheHostsAnnotation] = cacheInvalidHosts
+	} else if hosts, err := ParseDockerConfigJSON(data); err != nil {
+		ann[cacheHostsAnnotation] = cacheInvalidHosts
+	} else {
+		ann[cacheHostsAnnotation] = strings.Join(hosts, ",")
+	}
+	if ok {
+		ann[cacheDigestAnnotation] = digest(data)
+	}
+	if len(s.Data) != 1 {
+		// Extra or missing keys: make sure the digest never matches.
+		ann[cacheDigestAnnotation] = "!keys"
+	}
+	s.Annotations = ann
+	s.Data, s.StringData = nil, nil
+	return s, nil
+}
+
+// SecretAction is what a namespace's Secret needs.
+type SecretAction int
+
+// Secret actions returned by PlanSecret.
+const (
+	SecretUpToDate SecretAction = iota
+	SecretCreate
+	SecretUpdate
+	// SecretRecreate: ours, but of another type, which is immutable.
+	SecretRecreate
+	// SecretForeign: a Secret of that name exists and is not ours.
+	SecretForeign
+)
+
+func (a SecretAction) String() string {
+	switch a {
+	case SecretUpToDate:
+		return "up-to-date"
+	case SecretCreate:
+		return "create"
+	case SecretUpdate:
+		return "update"
+	case SecretRecreate:
+		return "recreate"
+	case SecretForeign:
+		return "foreign"
+	}
+	return fmt.Sprintf("SecretAction(%d)", int(a))
+}
+
+// RefreshDue reports whether a token fetched at fetched and expiring at expires
+// is due for refresh at now: less than fraction of its lifetime remains.
+func RefreshDue(fetched, expires, now time.Time, fraction float64) bool {
+	return !now.Before(RefreshAt(fetched, expires, fraction))
+}
+
+// RefreshAt is when a token fetched at fetched and expiring at expires becomes
+// due: when fraction of its lifetime remains.
+func RefreshAt(fetched, expires time.Time, fraction float64) time.Time {
+	lifetime := expires.Sub(fetched)
+	if lifetime <= 0 {
+		return fetched
+	}
+	return expires.Add(-time.Duration(float64(lifetime) * fraction))
+}
+
+// SecretPlan is what PlanSecret decided, why (for logs), and, for a valid
+// Secret kept in place, when it becomes due and must be looked at again.
+type SecretPlan struct {
+	Action    SecretAction
+	Reason    string
+	RecheckAt time.Time
+}
+
+// PlanSecret decides what the cached Secret (nil when absent; transformed by
+// TransformSecret) needs so that it carries a valid token for p's registries.
+// A valid Secret for the right registries that is not yet due keeps its token:
+// restarts and leader changes make no writes.
+func PlanSecret(cached *corev1.Secret, p *Payload, now time.Time, fraction float64) SecretPlan {
+	if cached == nil {
+		return SecretPlan{Action: SecretCreate, Reason: "missing"}
+	}
+	if !Owned(cached) {
+		return SecretPlan{Action: SecretForeign, Reason: "not managed by kube-ecr-refresher"}
+	}
+	if cached.Type != corev1.SecretTypeDockerConfigJson {
+		return SecretPlan{Action: SecretRecreate, Reason: fmt.Sprintf("type is %q", cached.Type)}
+	}
+	ann := cached.Annotations
+	if ann[cacheDigestAnnotation] == p.Digest && ann[ExpiresAtAnnotation] == formatTime(p.Token.ExpiresAt) &&
+		ann[FetchedAtAnnotation] == formatTime(p.Token.FetchedAt) && ann[RegistriesAnnotation] == p.Hosts {
+		return SecretPlan{Action: SecretUpToDate, Reason: "current token"}
+	}
+	hosts, ok := ann[cacheHostsAnnotation]
+	if !ok || hosts == cacheInvalidHosts {
+		return SecretPlan{Action: SecretUpdate, Reason: "malformed data"}
+	}
+	if hosts != p.Hosts {
+		return SecretPlan{Action: SecretUpdate, Reason: "registries changed"}
+	}
+	expires, err1 := time.Parse(time.RFC3339, ann[ExpiresAtAnnotation])
+	fetched, err2 := time.Parse(time.RFC3339, ann[FetchedAtAnnotation])
+	if err1 != nil || err2 != nil {
+		return SecretPlan{Action: SecretUpdate, Reason: "missing or malformed expiry annotations"}
+	}
+	if ann[cacheDigestAnnotation] == "!keys" {
+		return SecretPlan{Action: SecretUpdate, Reason: "unexpected data keys"}
+	}
+	if RefreshDue(fetched, expires, now, fraction) {
+		if !p.Token.ExpiresAt.After(expires) {
+			// Our token is no newer than the one in place: keep it.
+			return SecretPlan{Action: SecretUpToDate, Reason: "due, but no newer token yet"}
+		}
+		return SecretPlan{Action: SecretUpdate, Reason: "due for refresh"}
+	}
+	return SecretPlan{Action: SecretUpToDate, Reason: "valid until refresh", RecheckAt: RefreshAt(fetched, expires, fraction)}
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// DesiredSecret is the Secret we write for p in namespace ns.
+func DesiredSecret(ns, name string, p *Payload) *corev1.Secret {
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+	}
+	setSecretContent(s, p)
+	return s
+}
+
+func setSecretContent(s *corev1.Secret, p *Payload) {
+	if s.Labels == nil {
+		s.Labels = map[string]string{}
+	}
+	s.Labels[ManagedByLabel] = ManagedByValue
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	delete(s.Annotations, cacheDigestAnnotation)
+	delete(s.Annotations, cacheHostsAnnotation)
+	s.Annotations[ExpiresAtAnnotation] = formatTime(p.Token.ExpiresAt)
+	s.Annotations[FetchedAtAnnotation] = formatTime(p.Token.FetchedAt)
+	s.Annotations[RegistriesAnnotation] = p.Hosts
+	s.Type = corev1.SecretTypeDockerConfigJson
+	s.Data = map[string][]byte{corev1.DockerConfigJsonKey: p.Data}
+	s.StringData = nil
+}
+
+// ApplySecret carries out action on the Secret ns/name. cached is the informer's
+// copy (nil for create); after a conflict the live object is read again and
+// ownership is checked again: a Secret that is not ours is never modified.
+func ApplySecret(ctx context.Context, client typedcorev1.SecretsGetter, ns, name string, cached *corev1.Secret, action SecretAction, p *Payload, dryRun bool) error {
+	secrets := client.Secrets(ns)
+	switch action {
+	case SecretUpToDate:
+		return nil
+	case SecretForeign:
+		return ErrNotOurs
+	case SecretCreate:
+		if dryRun {
+			return nil
+		}
+		_, err := secrets.Create(ctx, DesiredSecret(ns, name, p), metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("create secret %s/%s: %w", ns, name, err)
+		}
+		return nil
+	case SecretRecreate:
+		if dryRun {
+			return nil
+		}
+		uid, rv := cached.UID, cached.ResourceVersion
+		err := secrets.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete secret %s/%s of the wrong type: %w", ns, name, err)
+		}
+		if _, err := secrets.Create(ctx, DesiredSecret(ns, name, p), metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create secret %s/%s: %w", ns, name, err)
+		}
+		return nil
+	case SecretUpdate:
+		first := true
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur := cached
+			if !first {
+				live, err := secrets.Get(ctx, name, metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				cur = live
+			}
+			first = false
+			if !Owned(cur) {
+				return ErrNotOurs
+			}
+			if cur.Type != corev1.SecretTypeDockerConfigJson {
+				return fmt.Errorf("type changed to %q", cur.Type)
+			}
+			next := cur.DeepCopy()
+			setSecretContent(next, p)
+			if dryRun {
+				return nil
+			}
+			_, err := secrets.Update(ctx, next, metav1.UpdateOptions{})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("update secret %s/%s: %w", ns, name, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown secret action %v", action)
+}

@@ -1,0 +1,316 @@
+// Package refresher owns the refresh loop: it keeps one current ECR token,
+// fetched on schedule with backoff, and syncs it into every target namespace.
+//
+// It ties internal/ecr (tokens) to internal/kube (Secrets, ServiceAccounts).
+package refresher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/kube"
+)
+
+// TokenSource fetches a fresh token; one call is one ECR round trip.
+type TokenSource interface {
+	Fetch(ctx context.Context) (kube.Token, error)
+}
+
+// Options configure a Controller.
+type Options struct {
+	SecretName      string
+	ServiceAccounts []string
+	// Target reports whether a namespace is served; nil serves every namespace.
+	Target func(ns *corev1.Namespace) bool
+	// RefreshRemainingFraction: refresh when less than this fraction of a
+	// token's lifetime remains.
+	RefreshRemainingFraction float64
+	MinRefreshInterval       time.Duration
+	RetryInitial             time.Duration
+	RetryMax                 time.Duration
+	Workers                  int
+	// Resync re-lists the caches periodically (0: never).
+	Resync time.Duration
+}
+
+// Controller syncs the current token into every target namespace while it
+// leads. Its caches run on every replica so a new leader starts warm.
+type Controller struct {
+	opts   Options
+	log    *slog.Logger
+	clock  clock.WithTicker
+	client kubernetes.Interface
+	tokens TokenSource
+	caches *kube.Caches
+
+	payload atomic.Pointer[kube.Payload]
+	// queue is non-nil only while leading; event handlers drop events otherwise.
+	queue atomic.Pointer[workqueue.TypedRateLimitingInterface[string]]
+}
+
+// New builds a Controller and its informers (not yet started).
+func New(client kubernetes.Interface, tokens TokenSource, opts Options, log *slog.Logger, clk clock.WithTicker) (*Controller, error) {
+	c := &Controller{opts: opts, log: log, clock: clk, client: client, tokens: tokens}
+	byNamespace := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { c.enqueueObject(obj) },
+		UpdateFunc: func(_, obj any) { c.enqueueObject(obj) },
+		DeleteFunc: func(obj any) { c.enqueueObject(obj) },
+	}
+	caches, err := kube.NewCaches(client, opts.SecretName, opts.ServiceAccounts, opts.Resync, kube.CacheHandlers{
+		Namespace: cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { c.enqueueNamespace(obj) },
+			UpdateFunc: func(_, obj any) { c.enqueueNamespace(obj) },
+		},
+		Secret:         byNamespace,
+		ServiceAccount: byNamespace,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.caches = caches
+	return c, nil
+}
+
+// Caches returns the controller's informer caches.
+func (c *Controller) Caches() *kube.Caches { return c.caches }
+
+// Payload returns the token currently written, or nil before the first fetch.
+func (c *Controller) Payload() *kube.Payload { return c.payload.Load() }
+
+func (c *Controller) enqueueNamespace(obj any) {
+	if ns, ok := obj.(*corev1.Namespace); ok {
+		c.enqueue(ns.Name)
+	}
+}
+
+func (c *Controller) enqueueObject(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	switch o := obj.(type) {
+	case *corev1.Secret:
+		c.enqueue(o.Namespace)
+	case *corev1.ServiceAccount:
+		c.enqueue(o.Namespace)
+	}
+}
+
+func (c *Controller) enqueue(ns string) {
+	if q := c.queue.Load(); q != nil {
+		(*q).Add(ns)
+	}
+}
+
+func (c *Controller) enqueueAll() {
+	q := c.queue.Load()
+	if q == nil {
+		return
+	}
+	all, err := c.caches.Namespaces.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, ns := range all {
+		(*q).Add(ns.Name)
+	}
+}
+
+// Lead runs the token loop and the workers until ctx ends. The caches must
+// have been started. It returns once every worker has stopped.
+func (c *Controller) Lead(ctx context.Context) error {
+	if !c.caches.WaitForSync(ctx) {
+		return ctx.Err()
+	}
+	q := workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "namespaces", Clock: c.clock},
+	)
+	c.queue.Store(&q)
+	defer func() {
+		c.queue.Store(nil)
+		q.ShutDown()
+	}()
+
+	var wg sync.WaitGroup
+	for range c.opts.Workers {
+		wg.Go(func() {
+			for c.processNext(ctx, q) {
+			}
+		})
+	}
+	c.tokenLoop(ctx)
+	q.ShutDown()
+	wg.Wait()
+	return nil
+}
+
+// tokenLoop fetches a token, publishes it, enqueues every namespace and sleeps
+// until the token is due (never less than MinRefreshInterval); after a failed
+// fetch it keeps the current token and retries with capped, jittered backoff.
+func (c *Controller) tokenLoop(ctx context.Context) {
+	backoff := c.opts.RetryInitial
+	for {
+		wait := c.refreshOnce(ctx, &backoff)
+		if ctx.Err() != nil {
+			return
+		}
+		t := c.clock.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		}
+	}
+}
+
+// refreshOnce does one fetch and returns how long to wait for the next.
+func (c *Controller) refreshOnce(ctx context.Context, backoff *time.Duration) time.Duration {
+	tok, err := c.tokens.Fetch(ctx)
+	var p *kube.Payload
+	if err == nil {
+		p, err = kube.NewPayload(tok)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0
+		}
+		delay := wait.Jitter(*backoff, 0.2)
+		*backoff = min(*backoff*2, c.opts.RetryMax)
+		attrs := []any{"error", err, "retry_in", delay.Round(time.Millisecond).String()}
+		if cur := c.payload.Load(); cur != nil {
+			attrs = append(attrs, "current_expires_at", cur.Token.ExpiresAt.UTC().Format(time.RFC3339))
+		}
+		c.log.Error("ecr token refresh failed; existing secrets are left as they are", attrs...)
+		return delay
+	}
+	*backoff = c.opts.RetryInitial
+	c.payload.Store(p)
+	now := c.clock.Now()
+	next := kube.RefreshAt(tok.FetchedAt, tok.ExpiresAt, c.opts.RefreshRemainingFraction).Sub(now)
+	if next < c.opts.MinRefreshInterval {
+		if next <= 0 {
+			c.log.Warn("ecr token is already due for refresh when fetched; waiting the minimum refresh interval",
+				"expires_at", tok.ExpiresAt.UTC().Format(time.RFC3339), "min_refresh_interval", c.opts.MinRefreshInterval.String())
+		}
+		next = c.opts.MinRefreshInterval
+	}
+	c.log.Info("ecr token fetched", "registries", p.Hosts,
+		"expires_at", tok.ExpiresAt.UTC().Format(time.RFC3339), "next_refresh_in", next.Round(time.Second).String())
+	c.enqueueAll()
+	return next
+}
+
+func (c *Controller) processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[string]) bool {
+	ns, quit := q.Get()
+	if quit {
+		return false
+	}
+	defer q.Done(ns)
+	err := c.SyncNamespace(ctx, ns)
+	if err == nil {
+		q.Forget(ns)
+		return true
+	}
+	if ctx.Err() != nil {
+		return true
+	}
+	c.log.Error("sync namespace failed; will retry", "namespace", ns, "error", err, "attempt", q.NumRequeues(ns)+1)
+	q.AddRateLimited(ns)
+	return true
+}
+
+// SyncNamespace brings one namespace in line with the current token: its
+// Secret, then the configured ServiceAccounts. It reads from the caches and
+// writes only what differs.
+func (c *Controller) SyncNamespace(ctx context.Context, name string) error {
+	ns, err := c.caches.Namespaces.Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get namespace %s from cache: %w", name, err)
+	}
+	if ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating {
+		return nil
+	}
+	if c.opts.Target != nil && !c.opts.Target(ns) {
+		return nil
+	}
+	p := c.payload.Load()
+	if p == nil {
+		return nil // the first token enqueues every namespace
+	}
+	now := c.clock.Now()
+	if !now.Before(p.Token.ExpiresAt) {
+		return nil // never write a token that has expired; the next fetch enqueues again
+	}
+
+	secret, err := c.caches.Secrets.Secrets(name).Get(c.opts.SecretName)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("get secret %s/%s from cache: %w", name, c.opts.SecretName, err)
+	}
+	if err != nil {
+		secret = nil
+	}
+	plan := kube.PlanSecret(secret, p, now, c.opts.RefreshRemainingFraction)
+	switch plan.Action {
+	case kube.SecretForeign:
+		c.log.Warn("secret exists and is not managed by kube-ecr-refresher; namespace skipped",
+			"namespace", name, "secret", c.opts.SecretName,
+			"hint", "delete or rename it, or label it "+kube.ManagedByLabel+"="+kube.ManagedByValue+" to let us manage it")
+		return nil
+	case kube.SecretUpToDate:
+		if !plan.RecheckAt.IsZero() {
+			if q := c.queue.Load(); q != nil {
+				(*q).AddAfter(name, plan.RecheckAt.Sub(now))
+			}
+		}
+	default:
+		if err := kube.ApplySecret(ctx, c.client.CoreV1(), name, c.opts.SecretName, secret, plan.Action, p, false); err != nil {
+			if isTerminating(err) {
+				return nil
+			}
+			return err
+		}
+		c.log.Info("secret written", "namespace", name, "secret", c.opts.SecretName, "action", plan.Action.String(),
+			"reason", plan.Reason, "expires_at", p.Token.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+
+	sas, err := c.caches.ServiceAccountsIn(name)
+	if err != nil {
+		return fmt.Errorf("list serviceaccounts in %s from cache: %w", name, err)
+	}
+	var errs []error
+	for _, sa := range sas {
+		wrote, err := kube.EnsurePullSecret(ctx, c.client.CoreV1(), sa, c.opts.SecretName, false)
+		if err != nil {
+			if !isTerminating(err) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if wrote {
+			c.log.Info("serviceaccount patched", "namespace", name, "serviceaccount", sa.Name, "secret", c.opts.SecretName)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isTerminating(err error) bool {
+	return apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause)
+}
