@@ -51,6 +51,11 @@ func TransformSecret(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
+	if _, done := s.Annotations[cacheHostsAnnotation]; done && s.Data == nil {
+		// Already transformed: informers may pass an object through twice,
+		// so the transform must be idempotent.
+		return s, nil
+	}
 	s.ManagedFields = nil
 	if !Owned(s) {
 		s.Data, s.StringData = nil, nil
