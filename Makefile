@@ -8,7 +8,7 @@ LDFLAGS = -s -w -X main.version=$(VERSION)
 TEST_TIMEOUT ?= 45m
 
 .DEFAULT_GOAL := help
-.PHONY: help build test unit lint controlplane bench demo clean
+.PHONY: help build test unit lint controlplane tools bench demo clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,10 +28,14 @@ lint: ## gofmt and go vet
 unit: ## Unit tests only (fast, no control plane)
 	go test -race -count=1 ./...
 
-test: lint controlplane ## All tests: unit, chart, and integration against a real kube-apiserver + etcd (race detector on)
+test: lint controlplane tools ## All tests: unit, chart, and integration against a real kube-apiserver + etcd (race detector on)
 	go test -race -count=1 -timeout $(TEST_TIMEOUT) -tags integration ./...
 
 clean: ## Remove build output (the control plane cache stays in ~/.cache)
 	rm -rf bin
 
 -include hack/make/*.mk
+
+tools: ## Build (or reuse from the cache) the pinned Helm and Dockerfile linter
+	@hack/tools/build.sh helm >/dev/null
+	@hack/tools/build.sh dockerfile-lint >/dev/null

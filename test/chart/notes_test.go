@@ -1,0 +1,94 @@
+package chart
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// renderNotes renders the chart's NOTES.txt with helm template, which skips
+// NOTES: it copies the chart and renders the notes through tpl in a ConfigMap.
+func renderNotes(t *testing.T, h *helmRunner, args ...string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "kube-ecr-refresher")
+	if err := os.CopyFS(dir, os.DirFS(chartDir(t))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "templates", "NOTES.txt"), filepath.Join(dir, "notes.txt")); err != nil {
+		t.Fatal(err)
+	}
+	const cm = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: notes
+data:
+  notes: {{ tpl (.Files.Get "notes.txt") . | quote }}
+`
+	if err := os.WriteFile(filepath.Join(dir, "templates", "notes.yaml"), []byte(cm), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"template", release, dir, "--namespace", namespace, "--show-only", "templates/notes.yaml"}
+	out, err := h.run(append(base, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Data map[string]string `json:"data"`
+	}
+	if err := yamlUnmarshal(out, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc.Data["notes"]
+}
+
+// TestNotes asserts that NOTES.txt tells the user how to check the install.
+func TestNotes(t *testing.T) {
+	h := newHelm(t)
+	tests := []struct {
+		name    string
+		args    []string
+		want    []string
+		notWant []string
+	}{
+		{
+			name: "Several replicas point at the Lease holder's logs",
+			args: []string{"-f", ciFile(t, "target-namespaces")},
+			want: []string{
+				`Secret "ecr-credentials"`,
+				"in the namespaces team-a, team-b.",
+				"ServiceAccounts: default, builder.",
+				"kubectl -n kube-ecr-refresher get lease ecr-refresher-leader -o jsonpath='{.spec.holderIdentity}",
+				`kubectl -n kube-ecr-refresher logs "$(kubectl -n kube-ecr-refresher get lease ecr-refresher-leader`,
+				"kubectl get secret -A -l app.kubernetes.io/managed-by=kube-ecr-refresher",
+			},
+			notWant: []string{"No static AWS keys"},
+		},
+		{
+			name:    "A single replica without leader election points at the Deployment's logs",
+			args:    []string{"-f", ciFile(t, "single-replica"), "--set-json", "config.serviceAccounts=[]"},
+			want:    []string{"in every namespace.", "kubectl -n kube-ecr-refresher logs deployment/kube-ecr-refresher"},
+			notWant: []string{"lease", "ServiceAccounts:"},
+		},
+		{
+			name: "Keyless credentials are explained",
+			args: []string{"-f", ciFile(t, "irsa")},
+			want: []string{"No static AWS keys are configured", "eks.amazonaws.com/role-arn"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			notes := renderNotes(t, h, tt.args...)
+			for _, w := range tt.want {
+				if !strings.Contains(notes, w) {
+					t.Errorf("NOTES lack %q:\n%s", w, notes)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(notes, w) {
+					t.Errorf("NOTES contain %q:\n%s", w, notes)
+				}
+			}
+		})
+	}
+}
