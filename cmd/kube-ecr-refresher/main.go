@@ -20,7 +20,7 @@ import (
 	"syscall"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -31,6 +31,7 @@ import (
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/config"
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecr"
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/kube"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/metrics"
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/refresher"
 )
 
@@ -89,46 +90,125 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
 	klog.SetSlogLogger(log.With("component", "client-go"))
 
+	filter, err := kube.NewNamespaceFilter(cfg.TargetNamespaces, cfg.ExcludeNamespaces, cfg.NamespaceSelector)
+	if err != nil {
+		return configError{fmt.Errorf("%s (--%s): %w", config.EnvName("NAMESPACE_SELECTOR"), config.FlagName("NAMESPACE_SELECTOR"), err)}
+	}
 	restCfg, err := restConfig(cfg)
 	if err != nil {
 		return configError{err}
 	}
-	ecrAPI, err := ecr.NewAPI(ctx, cfg.ECRTimeout)
-	if err != nil {
-		return configError{err}
+	var (
+		reg *prometheus.Registry
+		m   *metrics.Metrics
+	)
+	if cfg.MetricsAddr != "" {
+		reg = metrics.NewRegistry()
+		if m, err = metrics.New(reg); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		m.SetBuildInfo(version)
+	}
+	var tokens refresher.TokenSource
+	if !cfg.Cleanup { // cleanup needs no token, so no AWS configuration
+		regs, err := config.ParseRegistries(cfg.Registries) // validated by Load
+		if err != nil {
+			return configError{err}
+		}
+		ecrRegs := make([]ecr.Registry, len(regs))
+		for i, r := range regs {
+			ecrRegs[i] = ecr.Registry(r)
+		}
+		src, err := ecr.NewSource(ctx, ecr.SourceOptions{
+			Registries: ecrRegs,
+			ExtraHosts: cfg.ExtraRegistryHosts,
+			Public:     cfg.ECRPublic,
+			Timeout:    cfg.ECRTimeout,
+			Wrap:       instrumentECR(m),
+		})
+		if err != nil {
+			return configError{err}
+		}
+		tokens = refresher.ECRTokens{Fetcher: src}
 	}
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
 
-	ctrl, err := refresher.New(client, refresher.ECRTokens{Fetcher: ecr.NewFetcher(ecrAPI, nil)}, refresher.Options{
+	identity := leaderIdentity(cfg)
+	leaseNS := leaseNamespace(cfg)
+	opts := refresher.Options{
 		SecretName:               cfg.SecretName,
-		ServiceAccounts:          cfg.ServiceAccounts,
-		Target:                   targetFilter(cfg.TargetNamespaces),
+		ServiceAccounts:          serviceAccountNames(cfg.ServiceAccounts),
+		Target:                   filter.Matches,
 		RefreshRemainingFraction: cfg.RefreshRemainingFraction,
 		MinRefreshInterval:       cfg.MinRefreshInterval,
 		RetryInitial:             cfg.RetryInitial,
 		RetryMax:                 cfg.RetryMax,
 		Workers:                  cfg.Workers,
-	}, log, clock.RealClock{})
+		DryRun:                   cfg.DryRun,
+	}
+	if m != nil {
+		opts.Observer = m
+		opts.WorkqueueMetrics = m.WorkqueueProvider()
+	}
+	if cfg.Events {
+		events := kube.NewEvents(client, os.Getenv("POD_NAMESPACE"), os.Getenv("POD_NAME"), leaseNS, cfg.LeaseName, log)
+		defer events.Shutdown()
+		opts.Events = events
+	}
+	ctrl, err := refresher.New(client, tokens, opts, log, clock.RealClock{})
 	if err != nil {
 		return err
 	}
 
-	identity := leaderIdentity(cfg)
-	log.Info("starting", "version", version, "identity", identity, "secret", cfg.SecretName,
-		"target_namespaces", targetsForLog(cfg.TargetNamespaces), "service_accounts", cfg.ServiceAccounts,
-		"leader_elect", cfg.LeaderElect, "api_server", restCfg.Host)
+	mode := "controller"
+	switch {
+	case cfg.Cleanup:
+		mode = "cleanup"
+	case cfg.Once:
+		mode = "once"
+	}
+	log.Info("starting", "version", version, "mode", mode, "identity", identity, "secret", cfg.SecretName,
+		"target_namespaces", targetsForLog(cfg.TargetNamespaces), "exclude_namespaces", cfg.ExcludeNamespaces,
+		"namespace_selector", cfg.NamespaceSelector, "service_accounts", cfg.ServiceAccounts,
+		"leader_elect", cfg.LeaderElect, "dry_run", cfg.DryRun, "api_server", restCfg.Host)
 
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	ctrl.Caches().Start(ctx)
-	defer ctrl.Caches().Shutdown()
+	defer func() {
+		cancel() // informers stop only once their context ends
+		ctrl.Caches().Shutdown()
+	}()
+
+	leader := kube.LeaderConfig{
+		Namespace:     leaseNS,
+		Name:          cfg.LeaseName,
+		Identity:      identity,
+		LeaseDuration: cfg.LeaseDuration,
+		RenewDeadline: cfg.RenewDeadline,
+		RetryPeriod:   cfg.RetryPeriod,
+	}
+	switch mode {
+	case "cleanup":
+		return runCleanup(ctx, cfg, client, leader, ctrl, log)
+	case "once":
+		return runOnce(ctx, cfg, client, leader, ctrl, log)
+	}
 
 	watchdog := leaderelection.NewLeaderHealthzAdaptor(cfg.RenewDeadline)
+	leader.Watchdog = watchdog
 	if cfg.HealthAddr != "" {
 		srv, err := serveHealth(cfg.HealthAddr, watchdog, ctrl.Caches(), log)
+		if err != nil {
+			return err
+		}
+		defer shutdownServer(srv)
+	}
+
+	if reg != nil {
+		srv, err := serve("metrics", cfg.MetricsAddr, metrics.Handler(reg), log)
 		if err != nil {
 			return err
 		}
@@ -139,15 +219,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("leader election disabled; this replica writes")
 		return ctrl.Lead(ctx)
 	}
-	lost, err := kube.RunLeaderElection(ctx, client, kube.LeaderConfig{
-		Namespace:     leaseNamespace(cfg),
-		Name:          cfg.LeaseName,
-		Identity:      identity,
-		LeaseDuration: cfg.LeaseDuration,
-		RenewDeadline: cfg.RenewDeadline,
-		RetryPeriod:   cfg.RetryPeriod,
-		Watchdog:      watchdog,
-	}, log, func(ctx context.Context) {
+	lost, err := kube.RunLeaderElection(ctx, client, leader, log, func(ctx context.Context) {
 		if err := ctrl.Lead(ctx); err != nil && ctx.Err() == nil {
 			log.Error("controller stopped", "error", err)
 			cancel()
@@ -161,6 +233,66 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("shut down")
 	return nil
+}
+
+// runOnce does one pass, as the leader when leader election is on (so it
+// never races a running Deployment), and releases the Lease at the end.
+func runOnce(ctx context.Context, cfg config.Config, client kubernetes.Interface, leader kube.LeaderConfig, ctrl *refresher.Controller, log *slog.Logger) error {
+	if !cfg.LeaderElect {
+		return ctrl.RunOnce(ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	result := make(chan error, 1)
+	_, err := kube.RunLeaderElection(ctx, client, leader, log, func(leadCtx context.Context) {
+		result <- ctrl.RunOnce(leadCtx)
+		cancel() // release the Lease
+	})
+	if err != nil {
+		return fmt.Errorf("leader election: %w", err)
+	}
+	select {
+	case err := <-result:
+		return err
+	default:
+		return errors.New("stopped before the one-shot pass completed")
+	}
+}
+
+// cleanupLeaseHold is how long --cleanup keeps the Lease: long enough for
+// helm uninstall to delete the Deployment after its pre-delete hook, so no
+// replica re-creates what was removed.
+const cleanupLeaseHold = 10 * time.Minute
+
+// runCleanup removes everything ours. With leader election on it first takes
+// the Lease and waits until no replica can still believe it leads.
+func runCleanup(ctx context.Context, cfg config.Config, client kubernetes.Interface, leader kube.LeaderConfig, ctrl *refresher.Controller, log *slog.Logger) error {
+	if cfg.LeaderElect && !cfg.DryRun {
+		if err := kube.TakeLease(ctx, client.CoordinationV1(), leader.Namespace, leader.Name, leader.Identity+"-cleanup", cleanupLeaseHold, time.Now()); err != nil {
+			return err
+		}
+		settle := cfg.RenewDeadline + 2*cfg.RetryPeriod
+		log.Info("took the lease so no replica writes during cleanup; waiting for the old leader to stop",
+			"lease", leader.Namespace+"/"+leader.Name, "hold", cleanupLeaseHold.String(), "wait", settle.String())
+		select {
+		case <-time.After(settle):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := ctrl.CleanupAll(ctx); err != nil {
+		return err
+	}
+	log.Info("cleanup done")
+	return nil
+}
+
+// serviceAccountNames maps the configured names to the informers' names.
+func serviceAccountNames(names []string) []string {
+	if slices.Contains(names, "*") {
+		return []string{kube.AllServiceAccounts}
+	}
+	return names
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
@@ -192,14 +324,6 @@ func restConfig(cfg config.Config) (*rest.Config, error) {
 	rc.Burst = cfg.Burst
 	rc.UserAgent = "kube-ecr-refresher/" + version
 	return rc, nil
-}
-
-// targetFilter serves the listed namespaces, or all when the list is empty.
-func targetFilter(names []string) func(*corev1.Namespace) bool {
-	if len(names) == 0 {
-		return nil
-	}
-	return func(ns *corev1.Namespace) bool { return slices.Contains(names, ns.Name) }
 }
 
 func targetsForLog(names []string) string {
@@ -256,18 +380,31 @@ func serveHealth(addr string, watchdog *leaderelection.HealthzAdaptor, caches *k
 		}
 		_, _ = io.WriteString(w, "ok\n")
 	})
+	return serve("health", addr, mux, log)
+}
+
+// serve listens on addr and serves h until shutdownServer.
+func serve(what, addr string, h http.Handler, log *slog.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on health address %s: %w", addr, err)
+		return nil, fmt.Errorf("listen on %s address %s: %w", what, addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("health server stopped", "error", err)
+			log.Error(what+" server stopped", "error", err)
 		}
 	}()
-	log.Info("serving health probes", "address", ln.Addr().String())
+	log.Info("serving "+what, "address", ln.Addr().String())
 	return srv, nil
+}
+
+// instrumentECR times ECR calls when metrics are on.
+func instrumentECR(m *metrics.Metrics) func(ecr.API) ecr.API {
+	if m == nil {
+		return nil
+	}
+	return m.InstrumentECR
 }
 
 func shutdownServer(srv *http.Server) {

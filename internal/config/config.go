@@ -32,12 +32,25 @@ type Config struct {
 	// Kubeconfig is the path of a kubeconfig file; empty means in-cluster config.
 	Kubeconfig string `envconfig:"KUBECONFIG" desc:"path to a kubeconfig file; empty uses the in-cluster configuration"`
 
-	// TargetNamespaces lists the namespaces to serve; empty means all namespaces.
-	TargetNamespaces []string `envconfig:"TARGET_NAMESPACES" desc:"comma-separated namespaces to serve; empty serves all namespaces"`
+	// TargetNamespaces lists the namespaces (or glob patterns) to serve; empty means all.
+	TargetNamespaces []string `envconfig:"TARGET_NAMESPACES" desc:"comma-separated namespaces or glob patterns (team-*) to serve; empty serves all namespaces"`
+	// ExcludeNamespaces lists namespaces (or glob patterns) never served; wins over TargetNamespaces.
+	ExcludeNamespaces []string `envconfig:"EXCLUDE_NAMESPACES" desc:"comma-separated namespaces or glob patterns never served; wins over TARGET_NAMESPACES"`
+	// NamespaceSelector is a label selector a namespace must match to be served.
+	NamespaceSelector string `envconfig:"NAMESPACE_SELECTOR" desc:"label selector a namespace must match to be served (env=prod,team in (a,b)); empty matches all"`
 	// SecretName is the name of the Secret written in every target namespace.
 	SecretName string `envconfig:"SECRET_NAME" default:"ecr-pull-secret" desc:"name of the kubernetes.io/dockerconfigjson Secret written in each namespace"`
 	// ServiceAccounts lists the ServiceAccounts that get the Secret in imagePullSecrets.
-	ServiceAccounts []string `envconfig:"SERVICE_ACCOUNTS" default:"default" desc:"comma-separated ServiceAccounts whose imagePullSecrets reference the Secret"`
+	ServiceAccounts []string `envconfig:"SERVICE_ACCOUNTS" default:"default" desc:"comma-separated ServiceAccounts whose imagePullSecrets reference the Secret; * for every ServiceAccount; empty for none"`
+
+	// Registries lists ACCOUNT:REGION[:ROLE_ARN] entries; empty means the
+	// default registry of the AWS credentials in AWS_REGION.
+	Registries []string `envconfig:"REGISTRIES" desc:"comma-separated ACCOUNT_ID:REGION[:ROLE_ARN] registries; empty: the default registry of the AWS credentials in AWS_REGION"`
+	// ExtraRegistryHosts are more hosts written with the token of the registry
+	// in the same region (pull-through caches, dual-stack names, other accounts).
+	ExtraRegistryHosts []string `envconfig:"EXTRA_REGISTRY_HOSTS" desc:"comma-separated extra ECR hosts that share the token of the registry in their region (other accounts, dkr-ecr.REGION.on.aws dual-stack names)"`
+	// ECRPublic adds a token for public.ecr.aws (from ecr-public in us-east-1).
+	ECRPublic bool `envconfig:"ECR_PUBLIC" default:"false" desc:"also write credentials for public.ecr.aws (ECR Public, token from us-east-1)"`
 
 	// RefreshRemainingFraction: a token is refreshed when less than this
 	// fraction of its lifetime remains (0.5: ECR's 12 h tokens every 6 h).
@@ -71,6 +84,17 @@ type Config struct {
 	// LogLevel is debug, info, warn or error; LogFormat is json or text.
 	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn or error"`
 	LogFormat string `envconfig:"LOG_FORMAT" default:"json" desc:"log format: json or text"`
+	// MetricsAddr serves Prometheus /metrics; empty disables it.
+	MetricsAddr string `envconfig:"METRICS_ADDR" desc:"address of the Prometheus /metrics endpoint (:8080); empty disables it"`
+	// Events turns on Kubernetes Events (needs create/patch on events).
+	Events bool `envconfig:"EVENTS" default:"false" desc:"emit Kubernetes Events on namespaces and on this pod (needs RBAC create/patch on events)"`
+
+	// Once does one full pass and exits; DryRun logs writes without making them.
+	Once   bool `envconfig:"ONCE" default:"false" desc:"do one full pass and exit: 0 when every namespace is served, 1 listing the failed ones (for a CronJob)"`
+	DryRun bool `envconfig:"DRY_RUN" default:"false" desc:"log every write that would be made and make none"`
+	// Cleanup removes everything ours cluster-wide once and exits.
+	Cleanup bool `envconfig:"CLEANUP" default:"false" desc:"remove every Secret and ServiceAccount entry this controller wrote, cluster-wide, then exit"`
+
 	// HealthAddr serves /healthz and /readyz; empty disables it.
 	HealthAddr string `envconfig:"HEALTH_ADDR" default:":8081" desc:"address of the /healthz and /readyz endpoints; empty disables them"`
 }

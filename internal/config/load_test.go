@@ -343,6 +343,16 @@ func TestEverySettingHasAFlagAndAVariable(t *testing.T) {
 		"LOG_LEVEL":                  "warn",
 		"LOG_FORMAT":                 "text",
 		"HEALTH_ADDR":                "127.0.0.1:9000",
+		"EXCLUDE_NAMESPACES":         "kube-*,ns-9",
+		"NAMESPACE_SELECTOR":         "env=prod",
+		"REGISTRIES":                 "111111111111:eu-west-1",
+		"EXTRA_REGISTRY_HOSTS":       "222222222222.dkr.ecr.eu-west-1.amazonaws.com",
+		"ECR_PUBLIC":                 "true",
+		"METRICS_ADDR":               "127.0.0.1:9001",
+		"EVENTS":                     "true",
+		"ONCE":                       "true",
+		"DRY_RUN":                    "true",
+		"CLEANUP":                    "false",
 	}
 	want := Config{
 		Kubeconfig:               "/kubeconfig",
@@ -367,6 +377,15 @@ func TestEverySettingHasAFlagAndAVariable(t *testing.T) {
 		LogLevel:                 "warn",
 		LogFormat:                "text",
 		HealthAddr:               "127.0.0.1:9000",
+		ExcludeNamespaces:        []string{"kube-*", "ns-9"},
+		NamespaceSelector:        "env=prod",
+		Registries:               []string{"111111111111:eu-west-1"},
+		ExtraRegistryHosts:       []string{"222222222222.dkr.ecr.eu-west-1.amazonaws.com"},
+		ECRPublic:                true,
+		MetricsAddr:              "127.0.0.1:9001",
+		Events:                   true,
+		Once:                     true,
+		DryRun:                   true,
 	}
 	ss := settings()
 	if len(ss) != len(values) {

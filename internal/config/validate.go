@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"path"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -73,15 +75,28 @@ func (c Config) problems() []*fieldError {
 		ps = append(ps, &fieldError{key: key, related: related, msg: msg})
 	}
 
-	for _, msg := range listProblems(c.TargetNamespaces, "namespace", dns1123Label) {
+	for _, msg := range listProblems(c.TargetNamespaces, "namespace", namespacePattern) {
 		add("TARGET_NAMESPACES", msg)
+	}
+	for _, msg := range listProblems(c.ExcludeNamespaces, "namespace", namespacePattern) {
+		add("EXCLUDE_NAMESPACES", msg)
 	}
 	if msg := nameProblem(c.SecretName, "name", dns1123Subdomain); msg != "" {
 		add("SECRET_NAME", msg)
 	}
-	for _, msg := range listProblems(c.ServiceAccounts, "service account name", dns1123Subdomain) {
-		add("SERVICE_ACCOUNTS", msg)
+	if slices.Contains(c.ServiceAccounts, "*") {
+		if len(c.ServiceAccounts) > 1 {
+			add("SERVICE_ACCOUNTS", `"*" (every ServiceAccount) must be the only entry`)
+		}
+	} else {
+		for _, msg := range listProblems(c.ServiceAccounts, "service account name", dns1123Subdomain) {
+			add("SERVICE_ACCOUNTS", msg)
+		}
 	}
+	if c.Once && c.Cleanup {
+		add("CLEANUP", "cannot be combined with "+EnvName("ONCE")+" (--once)", "ONCE")
+	}
+	c.registryProblems(add)
 
 	if f := c.RefreshRemainingFraction; !(f > 0 && f < 1) {
 		add("REFRESH_REMAINING_FRACTION", "must be between 0 and 1, exclusive, got "+quoteFloat(f))
@@ -224,4 +239,21 @@ func isLabel(s string) bool {
 		}
 	}
 	return true
+}
+
+// namespacePattern accepts a namespace name or a glob pattern (path.Match
+// syntax: *, ?, [a-z]) of one: "" if s is valid, else why not.
+func namespacePattern(s string) string {
+	if !strings.ContainsAny(s, `*?[\`) {
+		return dns1123Label(s)
+	}
+	if _, err := path.Match(s, ""); err != nil {
+		return "is not a valid glob pattern"
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("-*?[]^!", r)) {
+			return "pattern may only use lowercase letters, digits, '-' and the glob characters * ? [ ] ^ !"
+		}
+	}
+	return ""
 }

@@ -42,18 +42,31 @@ var (
 // whose HTTP requests time out after timeout. It fails when no region is
 // configured, before any call is made.
 func NewAPI(ctx context.Context, timeout time.Duration) (API, error) {
+	cfg, err := loadConfig(ctx, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Region == "" {
+		return nil, errNoRegion
+	}
+	return ecr.NewFromConfig(cfg), nil
+}
+
+// errNoRegion is the error of a default registry without a region.
+var errNoRegion = errors.New("load aws config: AWS_REGION is not set")
+
+// loadConfig loads the SDK's default configuration with an HTTP client whose
+// requests time out after timeout. The region may be empty.
+func loadConfig(ctx context.Context, timeout time.Duration) (aws.Config, error) {
 	if timeout <= 0 {
-		return nil, fmt.Errorf("ecr timeout %v: want a positive duration", timeout)
+		return aws.Config{}, fmt.Errorf("ecr timeout %v: want a positive duration", timeout)
 	}
 	cfg, err := config.LoadDefaultConfig(ctx,
 		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(timeout)))
 	if err != nil {
-		return nil, fmt.Errorf("load aws config: %w", err)
+		return aws.Config{}, fmt.Errorf("load aws config: %w", err)
 	}
-	if cfg.Region == "" {
-		return nil, errors.New("load aws config: AWS_REGION is not set")
-	}
-	return ecr.NewFromConfig(cfg), nil
+	return cfg, nil
 }
 
 // Auth is the pull credential of one registry host.
@@ -154,11 +167,22 @@ func NewFetcher(api API, now func() time.Time) *Fetcher {
 // answers that cannot be decoded yield one of the package's Err* sentinels.
 // No error message ever contains a token or password.
 func (f *Fetcher) Fetch(ctx context.Context) (Credentials, error) {
-	out, err := f.api.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{})
+	return fetch(ctx, f.api, nil, f.now)
+}
+
+// fetch makes one GetAuthorizationToken call for registryIDs (nil: the
+// default registry of the caller) and decodes its answer, as Fetch documents.
+//
+// The SDK marks RegistryIds deprecated: the token is valid for every registry
+// the principal may read, whatever the IDs. They are still sent because ECR
+// answers one entry per ID whose proxyEndpoint is that registry's host, in
+// the right partition's domain, so that no host has to be built here.
+func fetch(ctx context.Context, api API, registryIDs []string, now func() time.Time) (Credentials, error) {
+	out, err := api.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{RegistryIds: registryIDs})
 	if err != nil {
 		return Credentials{}, fmt.Errorf("get ecr authorization token: %w", err)
 	}
-	fetchedAt := f.now()
+	fetchedAt := now()
 	if out == nil {
 		return Credentials{}, fmt.Errorf("decode ecr authorization token: %w", ErrNilOutput)
 	}

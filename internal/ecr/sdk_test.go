@@ -25,24 +25,30 @@ func setAWSEnv(t *testing.T, endpoint string) {
 		t.Fatal(err)
 	}
 	for k, v := range map[string]string{
-		"AWS_REGION":                          "eu-west-1",
-		"AWS_DEFAULT_REGION":                  "",
-		"AWS_ACCESS_KEY_ID":                   "AKIDTEST",
-		"AWS_SECRET_ACCESS_KEY":               "dummy-secret",
-		"AWS_SESSION_TOKEN":                   "",
-		"AWS_EC2_METADATA_DISABLED":           "true",
-		"AWS_CA_BUNDLE":                       "",
-		"AWS_PROFILE":                         "",
-		"AWS_DEFAULT_PROFILE":                 "",
-		"AWS_CONFIG_FILE":                     empty,
-		"AWS_SHARED_CREDENTIALS_FILE":         empty,
-		"AWS_ENDPOINT_URL":                    "",
-		"AWS_ENDPOINT_URL_ECR":                endpoint,
-		"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "",
-		"AWS_USE_FIPS_ENDPOINT":               "",
-		"AWS_USE_DUALSTACK_ENDPOINT":          "",
-		"AWS_MAX_ATTEMPTS":                    "",
-		"AWS_RETRY_MODE":                      "",
+		"AWS_REGION":                             "eu-west-1",
+		"AWS_DEFAULT_REGION":                     "",
+		"AWS_ACCESS_KEY_ID":                      "AKIDTEST",
+		"AWS_SECRET_ACCESS_KEY":                  "dummy-secret",
+		"AWS_SESSION_TOKEN":                      "",
+		"AWS_EC2_METADATA_DISABLED":              "true",
+		"AWS_CA_BUNDLE":                          "",
+		"AWS_PROFILE":                            "",
+		"AWS_DEFAULT_PROFILE":                    "",
+		"AWS_CONFIG_FILE":                        empty,
+		"AWS_SHARED_CREDENTIALS_FILE":            empty,
+		"AWS_ENDPOINT_URL":                       "",
+		"AWS_ENDPOINT_URL_ECR":                   endpoint,
+		"AWS_ENDPOINT_URL_ECR_PUBLIC":            "",
+		"AWS_ENDPOINT_URL_STS":                   "",
+		"AWS_ROLE_ARN":                           "",
+		"AWS_WEB_IDENTITY_TOKEN_FILE":            "",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI":     "",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "",
+		"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS":    "",
+		"AWS_USE_FIPS_ENDPOINT":                  "",
+		"AWS_USE_DUALSTACK_ENDPOINT":             "",
+		"AWS_MAX_ATTEMPTS":                       "",
+		"AWS_RETRY_MODE":                         "",
 	} {
 		t.Setenv(k, v)
 	}
@@ -70,6 +76,7 @@ func TestFetchWithTheSDKAgainstALocalEndpoint(t *testing.T) {
 		ContentType: "application/x-amz-json-1.1",
 		Signed:      true,
 		Region:      "eu-west-1",
+		AccessKeyID: "AKIDTEST",
 	}}
 	if diff := cmp.Diff(wantReqs, srv.Requests()); diff != "" {
 		t.Errorf("requests seen by the server (-want +got):\n%s", diff)

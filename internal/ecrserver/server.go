@@ -36,6 +36,10 @@ const (
 	DefaultRegion   = "us-east-1"
 )
 
+// MaxRegistryIDs is the most registryIds ECR accepts in one
+// GetAuthorizationToken call.
+const MaxRegistryIDs = 10
+
 // ControlPath is the path of the control endpoint: GET returns the server's
 // state as JSON; POST applies the form values failure, latency, lifetime,
 // account and region, then returns the new state.
@@ -117,6 +121,9 @@ type Request struct {
 	Signed bool
 	// Region is the signing region of the SigV4 credential scope, if any.
 	Region string
+	// AccessKeyID is the access key of the SigV4 credential scope, if any:
+	// it tells which credentials (base or assumed role) signed the request.
+	AccessKeyID string
 	// RegistryIDs is the registryIds member of the input, if any.
 	RegistryIDs []string
 }
@@ -322,7 +329,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, n int64) int {
 		Target:      r.Header.Get("X-Amz-Target"),
 		ContentType: r.Header.Get("Content-Type"),
 	}
-	req.Signed, req.Region = parseAuthorization(r.Header.Get("Authorization"))
+	req.Signed, req.AccessKeyID, req.Region = parseAuthorization(r.Header.Get("Authorization"))
 
 	body, readErr := io.ReadAll(io.LimitReader(r.Body, maxBody))
 	var in struct {
@@ -378,6 +385,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, n int64) int {
 		return abandoned
 	}
 
+	if len(in.RegistryIDs) > MaxRegistryIDs {
+		return writeError(w, http.StatusBadRequest, "InvalidParameterException",
+			fmt.Sprintf("registryIds has %d members: at most %d are allowed", len(in.RegistryIDs), MaxRegistryIDs))
+	}
 	for _, id := range in.RegistryIDs {
 		if !registryIDPattern.MatchString(id) {
 			return writeError(w, http.StatusBadRequest, "InvalidParameterException", fmt.Sprintf("invalid registry id %q: want 12 digits", id))
@@ -428,12 +439,12 @@ type authData struct {
 func epochSeconds(t time.Time) float64 { return float64(t.UnixMilli()) / 1000 }
 
 // parseAuthorization reports whether h is a SigV4 Authorization header and
-// returns the region of its credential scope
+// returns the access key and region of its credential scope
 // (Credential=AKID/20260101/us-east-1/ecr/aws4_request).
-func parseAuthorization(h string) (signed bool, region string) {
+func parseAuthorization(h string) (signed bool, accessKeyID, region string) {
 	rest, ok := strings.CutPrefix(h, "AWS4-HMAC-SHA256 ")
 	if !ok {
-		return false, ""
+		return false, "", ""
 	}
 	for field := range strings.SplitSeq(rest, ",") {
 		cred, ok := strings.CutPrefix(strings.TrimSpace(field), "Credential=")
@@ -441,10 +452,10 @@ func parseAuthorization(h string) (signed bool, region string) {
 			continue
 		}
 		if parts := strings.Split(cred, "/"); len(parts) == 5 {
-			return true, parts[2]
+			return true, parts[0], parts[2]
 		}
 	}
-	return true, ""
+	return true, "", ""
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) int {

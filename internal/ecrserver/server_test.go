@@ -123,6 +123,7 @@ func TestGetAuthorizationTokenWithTheSDK(t *testing.T) {
 				ContentType: "application/x-amz-json-1.1",
 				Signed:      true,
 				Region:      "eu-west-1",
+				AccessKeyID: "AKIDTEST",
 				RegistryIDs: tt.in.RegistryIds,
 			}}
 			if diff := cmp.Diff(wantReq, srv.Requests()); diff != "" {
@@ -170,6 +171,16 @@ func TestFailuresMapToSDKErrors(t *testing.T) {
 		{
 			name:      "An invalid registry id is a typed InvalidParameterException",
 			in:        &ecr.GetAuthorizationTokenInput{RegistryIds: []string{"nope"}},
+			check:     func(err error) bool { var e *types.InvalidParameterException; return errors.As(err, &e) },
+			wantCode:  "InvalidParameterException",
+			wantCalls: 1,
+		},
+		{
+			name: "More than ten registry ids are rejected, as ECR does",
+			in: &ecr.GetAuthorizationTokenInput{RegistryIds: []string{
+				"000000000001", "000000000002", "000000000003", "000000000004", "000000000005", "000000000006",
+				"000000000007", "000000000008", "000000000009", "000000000010", "000000000011",
+			}},
 			check:     func(err error) bool { var e *types.InvalidParameterException; return errors.As(err, &e) },
 			wantCode:  "InvalidParameterException",
 			wantCalls: 1,

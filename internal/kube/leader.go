@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -36,7 +37,8 @@ func RunLeaderElection(ctx context.Context, client kubernetes.Interface, cfg Lea
 		Client:     client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: cfg.Identity},
 	}
-	led := false
+	// led is set by OnStartedLeading, which client-go runs in its own goroutine.
+	var led atomic.Bool
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   cfg.LeaseDuration,
@@ -47,12 +49,12 @@ func RunLeaderElection(ctx context.Context, client kubernetes.Interface, cfg Lea
 		WatchDog:        cfg.Watchdog,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(ctx context.Context) {
-				led = true
+				led.Store(true)
 				log.Info("became leader", "lease", cfg.Namespace+"/"+cfg.Name, "identity", cfg.Identity)
 				lead(ctx)
 			},
 			OnStoppedLeading: func() {
-				if led {
+				if led.Load() {
 					log.Info("stopped leading", "lease", cfg.Namespace+"/"+cfg.Name, "identity", cfg.Identity)
 				}
 			},
@@ -70,5 +72,8 @@ func RunLeaderElection(ctx context.Context, client kubernetes.Interface, cfg Lea
 		return false, err
 	}
 	elector.Run(ctx)
-	return led && ctx.Err() == nil, nil
+	// Run returns with ctx live only once leadership was acquired and then
+	// lost (acquiring gives up only when ctx ends). Not led.Load(): the
+	// OnStartedLeading goroutine may not have run yet.
+	return ctx.Err() == nil, nil
 }

@@ -44,12 +44,15 @@ func EnsurePullSecret(ctx context.Context, client typedcorev1.ServiceAccountsGet
 		}
 		next := cur.DeepCopy()
 		next.ImagePullSecrets = append(next.ImagePullSecrets, corev1.LocalObjectReference{Name: secret})
-		wrote = true
 		if dryRun {
+			wrote = true
 			return nil
 		}
-		_, err := sas.Update(ctx, next, metav1.UpdateOptions{})
-		return err
+		if _, err := sas.Update(ctx, next, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+		wrote = true
+		return nil
 	})
 	if apierrors.IsNotFound(err) {
 		return false, nil

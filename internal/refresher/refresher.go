@@ -45,6 +45,22 @@ type Options struct {
 	Workers                  int
 	// Resync re-lists the caches periodically (0: never).
 	Resync time.Duration
+	// DryRun logs each write that would be made and makes none.
+	DryRun bool
+	// Observer is told what happens (metrics); nil ignores it.
+	Observer Observer
+	// Events posts Kubernetes Events; nil posts none.
+	Events EventSink
+	// WorkqueueMetrics instruments the workqueue; nil disables it.
+	WorkqueueMetrics workqueue.MetricsProvider
+}
+
+// EventSink posts Kubernetes Events (see kube.Events).
+type EventSink interface {
+	SecretNotOurs(ns *corev1.Namespace, secret string)
+	SecretFailed(ns *corev1.Namespace, secret string, err error)
+	RefreshFailed(err error)
+	RefreshRecovered()
 }
 
 // Controller syncs the current token into every target namespace while it
@@ -58,12 +74,17 @@ type Controller struct {
 	caches *kube.Caches
 
 	payload atomic.Pointer[kube.Payload]
+	// failing is true after a failed fetch, until one succeeds (token loop only).
+	failing bool
 	// queue is non-nil only while leading; event handlers drop events otherwise.
 	queue atomic.Pointer[workqueue.TypedRateLimitingInterface[string]]
 }
 
 // New builds a Controller and its informers (not yet started).
 func New(client kubernetes.Interface, tokens TokenSource, opts Options, log *slog.Logger, clk clock.WithTicker) (*Controller, error) {
+	if opts.Observer == nil {
+		opts.Observer = NopObserver{}
+	}
 	c := &Controller{opts: opts, log: log, clock: clk, client: client, tokens: tokens}
 	byNamespace := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { c.enqueueObject(obj) },
@@ -137,12 +158,14 @@ func (c *Controller) Lead(ctx context.Context) error {
 	}
 	q := workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.DefaultTypedControllerRateLimiter[string](),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: "namespaces", Clock: c.clock},
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "namespaces", Clock: c.clock, MetricsProvider: c.opts.WorkqueueMetrics},
 	)
 	c.queue.Store(&q)
+	c.opts.Observer.Leading(true)
 	defer func() {
 		c.queue.Store(nil)
 		q.ShutDown()
+		c.opts.Observer.Leading(false)
 	}()
 
 	var wg sync.WaitGroup
@@ -164,7 +187,7 @@ func (c *Controller) Lead(ctx context.Context) error {
 func (c *Controller) tokenLoop(ctx context.Context) {
 	backoff := c.opts.RetryInitial
 	for {
-		wait := c.refreshOnce(ctx, &backoff)
+		wait, _ := c.refreshOnce(ctx, &backoff)
 		if ctx.Err() != nil {
 			return
 		}
@@ -178,28 +201,48 @@ func (c *Controller) tokenLoop(ctx context.Context) {
 	}
 }
 
-// refreshOnce does one fetch and returns how long to wait for the next.
-func (c *Controller) refreshOnce(ctx context.Context, backoff *time.Duration) time.Duration {
+// refreshOnce does one fetch and returns how long to wait for the next, and
+// the fetch error.
+func (c *Controller) refreshOnce(ctx context.Context, backoff *time.Duration) (time.Duration, error) {
+	start := c.clock.Now()
 	tok, err := c.tokens.Fetch(ctx)
 	var p *kube.Payload
 	if err == nil {
 		p, err = kube.NewPayload(tok)
 	}
+	if ctx.Err() == nil {
+		c.opts.Observer.RefreshAttempt(err, c.clock.Since(start))
+	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0
+			return 0, err
 		}
-		delay := wait.Jitter(*backoff, 0.2)
+		if !c.failing {
+			c.failing = true
+			if c.opts.Events != nil {
+				c.opts.Events.RefreshFailed(err)
+			}
+		}
+		// Jitter, but never beyond RetryMax: it is the longest retry delay.
+		delay := min(wait.Jitter(*backoff, 0.2), c.opts.RetryMax)
 		*backoff = min(*backoff*2, c.opts.RetryMax)
 		attrs := []any{"error", err, "retry_in", delay.Round(time.Millisecond).String()}
 		if cur := c.payload.Load(); cur != nil {
 			attrs = append(attrs, "current_expires_at", cur.Token.ExpiresAt.UTC().Format(time.RFC3339))
 		}
 		c.log.Error("ecr token refresh failed; existing secrets are left as they are", attrs...)
-		return delay
+		return delay, err
+	}
+	if c.failing {
+		c.failing = false
+		c.log.Info("ecr token refresh recovered")
+		if c.opts.Events != nil {
+			c.opts.Events.RefreshRecovered()
+		}
 	}
 	*backoff = c.opts.RetryInitial
 	c.payload.Store(p)
+	c.opts.Observer.TokenFetched(tok)
 	now := c.clock.Now()
 	next := kube.RefreshAt(tok.FetchedAt, tok.ExpiresAt, c.opts.RefreshRemainingFraction).Sub(now)
 	if next < c.opts.MinRefreshInterval {
@@ -212,7 +255,7 @@ func (c *Controller) refreshOnce(ctx context.Context, backoff *time.Duration) ti
 	c.log.Info("ecr token fetched", "registries", p.Hosts,
 		"expires_at", tok.ExpiresAt.UTC().Format(time.RFC3339), "next_refresh_in", next.Round(time.Second).String())
 	c.enqueueAll()
-	return next
+	return next, nil
 }
 
 func (c *Controller) processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[string]) bool {
@@ -235,37 +278,50 @@ func (c *Controller) processNext(ctx context.Context, q workqueue.TypedRateLimit
 }
 
 // SyncNamespace brings one namespace in line with the current token: its
-// Secret, then the configured ServiceAccounts. It reads from the caches and
+// Secret, then the configured ServiceAccounts. A namespace that is not (or no
+// longer) a target has our objects removed. It reads from the caches and
 // writes only what differs.
 func (c *Controller) SyncNamespace(ctx context.Context, name string) error {
+	result, err := c.syncNamespace(ctx, name)
+	if result != "" {
+		c.opts.Observer.NamespaceSynced(name, result)
+	}
+	return err
+}
+
+func (c *Controller) syncNamespace(ctx context.Context, name string) (string, error) {
 	ns, err := c.caches.Namespaces.Get(name)
 	if apierrors.IsNotFound(err) {
-		return nil
+		return "", nil
 	}
 	if err != nil {
-		return fmt.Errorf("get namespace %s from cache: %w", name, err)
+		return SyncError, fmt.Errorf("get namespace %s from cache: %w", name, err)
 	}
 	if ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating {
-		return nil
+		return "", nil
 	}
 	if c.opts.Target != nil && !c.opts.Target(ns) {
-		return nil
+		cleaned, err := c.cleanNamespace(ctx, name)
+		if err != nil {
+			return SyncError, err
+		}
+		if cleaned {
+			return SyncCleaned, nil
+		}
+		return "", nil
 	}
 	p := c.payload.Load()
 	if p == nil {
-		return nil // the first token enqueues every namespace
+		return "", nil // the first token enqueues every namespace
 	}
 	now := c.clock.Now()
 	if !now.Before(p.Token.ExpiresAt) {
-		return nil // never write a token that has expired; the next fetch enqueues again
+		return SyncSkipped, nil // never write an expired token; the next fetch enqueues again
 	}
 
-	secret, err := c.caches.Secrets.Secrets(name).Get(c.opts.SecretName)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("get secret %s/%s from cache: %w", name, c.opts.SecretName, err)
-	}
+	secret, err := c.cachedSecret(name)
 	if err != nil {
-		secret = nil
+		return SyncError, err
 	}
 	plan := kube.PlanSecret(secret, p, now, c.opts.RefreshRemainingFraction)
 	switch plan.Action {
@@ -273,7 +329,10 @@ func (c *Controller) SyncNamespace(ctx context.Context, name string) error {
 		c.log.Warn("secret exists and is not managed by kube-ecr-refresher; namespace skipped",
 			"namespace", name, "secret", c.opts.SecretName,
 			"hint", "delete or rename it, or label it "+kube.ManagedByLabel+"="+kube.ManagedByValue+" to let us manage it")
-		return nil
+		if c.opts.Events != nil {
+			c.opts.Events.SecretNotOurs(ns, c.opts.SecretName)
+		}
+		return SyncSkipped, nil
 	case kube.SecretUpToDate:
 		if !plan.RecheckAt.IsZero() {
 			if q := c.queue.Load(); q != nil {
@@ -281,23 +340,31 @@ func (c *Controller) SyncNamespace(ctx context.Context, name string) error {
 			}
 		}
 	default:
-		if err := kube.ApplySecret(ctx, c.client.CoreV1(), name, c.opts.SecretName, secret, plan.Action, p, false); err != nil {
+		if err := kube.ApplySecret(ctx, c.client.CoreV1(), name, c.opts.SecretName, secret, plan.Action, p, c.opts.DryRun); err != nil {
 			if isTerminating(err) {
-				return nil
+				return "", nil
 			}
-			return err
+			if c.opts.Events != nil && ctx.Err() == nil {
+				c.opts.Events.SecretFailed(ns, c.opts.SecretName, err)
+			}
+			return SyncError, err
 		}
-		c.log.Info("secret written", "namespace", name, "secret", c.opts.SecretName, "action", plan.Action.String(),
+		op := OpUpdate
+		if plan.Action == kube.SecretCreate || plan.Action == kube.SecretRecreate {
+			op = OpCreate
+		}
+		c.opts.Observer.Wrote(KindSecret, op, name)
+		c.log.Info(c.verb("secret written", "dry run: secret would be written"), "namespace", name, "secret", c.opts.SecretName, "action", plan.Action.String(),
 			"reason", plan.Reason, "expires_at", p.Token.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 
 	sas, err := c.caches.ServiceAccountsIn(name)
 	if err != nil {
-		return fmt.Errorf("list serviceaccounts in %s from cache: %w", name, err)
+		return SyncError, fmt.Errorf("list serviceaccounts in %s from cache: %w", name, err)
 	}
 	var errs []error
 	for _, sa := range sas {
-		wrote, err := kube.EnsurePullSecret(ctx, c.client.CoreV1(), sa, c.opts.SecretName, false)
+		wrote, err := kube.EnsurePullSecret(ctx, c.client.CoreV1(), sa, c.opts.SecretName, c.opts.DryRun)
 		if err != nil {
 			if !isTerminating(err) {
 				errs = append(errs, err)
@@ -305,10 +372,78 @@ func (c *Controller) SyncNamespace(ctx context.Context, name string) error {
 			continue
 		}
 		if wrote {
-			c.log.Info("serviceaccount patched", "namespace", name, "serviceaccount", sa.Name, "secret", c.opts.SecretName)
+			c.opts.Observer.Wrote(KindServiceAccount, OpUpdate, name)
+			c.log.Info(c.verb("serviceaccount patched", "dry run: serviceaccount would be patched"), "namespace", name, "serviceaccount", sa.Name, "secret", c.opts.SecretName)
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return SyncError, err
+	}
+	return SyncOK, nil
+}
+
+func (c *Controller) cachedSecret(ns string) (*corev1.Secret, error) {
+	secret, err := c.caches.Secrets.Secrets(ns).Get(c.opts.SecretName)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get secret %s/%s from cache: %w", ns, c.opts.SecretName, err)
+	}
+	return secret, nil
+}
+
+// cleanNamespace removes what is ours from a namespace that is not served:
+// our Secret (by label, never anyone else's) and the ServiceAccount entries
+// naming it. Entries are left alone when a Secret of that name exists that
+// is not ours: they point at someone else's Secret. It reports whether it
+// removed anything.
+func (c *Controller) cleanNamespace(ctx context.Context, name string) (bool, error) {
+	secret, err := c.cachedSecret(name)
+	if err != nil {
+		return false, err
+	}
+	if secret != nil && !kube.Owned(secret) {
+		return false, nil
+	}
+	cleaned := false
+	if secret != nil {
+		deleted, err := kube.DeleteOwnedSecret(ctx, c.client.CoreV1(), secret, c.opts.DryRun)
+		if err != nil {
+			return false, err
+		}
+		if deleted {
+			cleaned = true
+			c.opts.Observer.Wrote(KindSecret, OpDelete, name)
+			c.log.Info(c.verb("secret removed", "dry run: secret would be removed"), "namespace", name, "secret", c.opts.SecretName, "reason", "namespace is not a target")
+		}
+	}
+	sas, err := c.caches.ServiceAccountsIn(name)
+	if err != nil {
+		return cleaned, fmt.Errorf("list serviceaccounts in %s from cache: %w", name, err)
+	}
+	var errs []error
+	for _, sa := range sas {
+		wrote, err := kube.RemovePullSecret(ctx, c.client.CoreV1(), sa, c.opts.SecretName, c.opts.DryRun)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if wrote {
+			cleaned = true
+			c.opts.Observer.Wrote(KindServiceAccount, OpUpdate, name)
+			c.log.Info(c.verb("serviceaccount entry removed", "dry run: serviceaccount entry would be removed"), "namespace", name, "serviceaccount", sa.Name, "secret", c.opts.SecretName)
+		}
+	}
+	return cleaned, errors.Join(errs...)
+}
+
+// verb picks a write's log message: done, or in dry-run mode, not done.
+func (c *Controller) verb(done, dryRun string) string {
+	if c.opts.DryRun {
+		return dryRun
+	}
+	return done
 }
 
 func isTerminating(err error) bool {

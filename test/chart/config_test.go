@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -79,6 +80,10 @@ func TestConfigKeysMatchController(t *testing.T) {
 		"LEASE_NAMESPACE":          "the Lease lives in the release namespace, the controller's POD_NAMESPACE default",
 		"LEADER_ELECTION_IDENTITY": "the Pod name, the controller's POD_NAME default",
 		"HEALTH_ADDR":              "rendered from health.port",
+		"METRICS_ADDR":             "rendered from metrics.enabled and metrics.port",
+		"EVENTS":                   "rendered from events.enabled, which also adds the RBAC rule",
+		"ONCE":                     "a one-shot mode for a CronJob, not a setting of the Deployment",
+		"CLEANUP":                  "a one-shot mode: the uninstall hook Job passes --cleanup (cleanup.onUninstall)",
 	}
 	tags := envTags(t)
 	keys := configKeys(t, filepath.Join(chartDir(t), "values.yaml"))
@@ -111,12 +116,14 @@ func TestConfigKeysMatchController(t *testing.T) {
 	}
 }
 
-// TestRenderedEnvParses feeds the variables the chart renders for a values
-// file that sets every config key to envconfig, the way the controller reads
-// them, and checks the parsed settings.
+// TestRenderedEnvParses loads the variables the chart renders for a values
+// file that sets every config key (and turns metrics and events on) with
+// config.Load, the way the controller reads and validates them, and checks
+// the settings.
 func TestRenderedEnvParses(t *testing.T) {
 	h := newHelm(t)
-	c := h.mustRender(t, "-f", ciFile(t, "target-namespaces")).container(t)
+	c := h.mustRender(t, "-f", ciFile(t, "target-namespaces"),
+		"--set", "config.dryRun=true", "--set", "metrics.enabled=true", "--set", "events.enabled=true").container(t)
 	for _, kv := range os.Environ() {
 		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, config.Prefix+"_") {
 			t.Setenv(name, "")
@@ -128,14 +135,22 @@ func TestRenderedEnvParses(t *testing.T) {
 			t.Setenv(e.Name, e.Value)
 		}
 	}
-	var got config.Config
-	if err := envconfig.Process(config.Prefix, &got); err != nil {
-		t.Fatalf("parse rendered env: %v", err)
+	got, err := config.Load(nil, io.Discard)
+	if err != nil {
+		t.Fatalf("load rendered env: %v", err)
 	}
 	want := config.Config{
-		TargetNamespaces:         []string{"team-a", "team-b"},
-		SecretName:               "ecr-credentials",
-		ServiceAccounts:          []string{"default", "builder"},
+		TargetNamespaces:  []string{"team-a", "team-b", "platform-*"},
+		ExcludeNamespaces: []string{"platform-sandbox"},
+		NamespaceSelector: "env in (prod,staging),team!=legacy",
+		SecretName:        "ecr-credentials",
+		ServiceAccounts:   []string{"default", "builder"},
+		Registries: []string{
+			"123456789012:eu-west-1",
+			"210987654321:eu-west-1:arn:aws:iam::210987654321:role/ecr-read",
+		},
+		ExtraRegistryHosts:       []string{"123456789012.dkr-ecr.eu-west-1.on.aws"},
+		ECRPublic:                true,
 		RefreshRemainingFraction: 0.25,
 		MinRefreshInterval:       2 * time.Minute,
 		RetryInitial:             10 * time.Second,
@@ -151,6 +166,9 @@ func TestRenderedEnvParses(t *testing.T) {
 		RetryPeriod:              4 * time.Second,
 		LogLevel:                 "debug",
 		LogFormat:                "text",
+		DryRun:                   true,
+		MetricsAddr:              ":8080",
+		Events:                   true,
 		HealthAddr:               ":8081",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

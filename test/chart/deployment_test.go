@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -164,15 +165,30 @@ func TestEnv(t *testing.T) {
 		}
 		return all
 	}
-	defaults := func(leaderElect, leaseName string) []corev1.EnvVar {
-		return []corev1.EnvVar{
+	// The defaults, with one variable replaced or added: the config keys'
+	// variables come in key order, then the health, metrics and events ones.
+	defaults := func(leaderElect, leaseName string, extra ...corev1.EnvVar) []corev1.EnvVar {
+		all := []corev1.EnvVar{
+			valueEnv("KUBE_ECR_REFRESHER_DRY_RUN", "false"),
+			valueEnv("KUBE_ECR_REFRESHER_ECR_PUBLIC", "false"),
+			valueEnv("KUBE_ECR_REFRESHER_EXCLUDE_NAMESPACES", ""),
+			valueEnv("KUBE_ECR_REFRESHER_EXTRA_REGISTRY_HOSTS", ""),
 			valueEnv("KUBE_ECR_REFRESHER_LEADER_ELECT", leaderElect),
 			valueEnv("KUBE_ECR_REFRESHER_LEASE_NAME", leaseName),
+			valueEnv("KUBE_ECR_REFRESHER_REGISTRIES", ""),
 			valueEnv("KUBE_ECR_REFRESHER_SECRET_NAME", "ecr-pull-secret"),
 			valueEnv("KUBE_ECR_REFRESHER_SERVICE_ACCOUNTS", "default"),
 			valueEnv("KUBE_ECR_REFRESHER_TARGET_NAMESPACES", ""),
 			valueEnv("KUBE_ECR_REFRESHER_HEALTH_ADDR", ":8081"),
 		}
+		for _, e := range extra {
+			if i := slices.IndexFunc(all, func(d corev1.EnvVar) bool { return d.Name == e.Name }); i >= 0 {
+				all[i] = e
+			} else {
+				all = append(all, e)
+			}
+		}
+		return all
 	}
 	tests := []struct {
 		name string
@@ -217,13 +233,41 @@ func TestEnv(t *testing.T) {
 			want: env(downward, []corev1.EnvVar{valueEnv("AWS_REGION", "eu-west-1")}, defaults("true", "kube-ecr-refresher")),
 		},
 		{
+			name: "Metrics and events add their variables after the health address",
+			args: []string{"-f", ciFile(t, "metrics")},
+			want: env(downward, []corev1.EnvVar{valueEnv("AWS_REGION", "eu-west-1")}, defaults("true", "kube-ecr-refresher",
+				valueEnv("KUBE_ECR_REFRESHER_METRICS_ADDR", ":9090"),
+				valueEnv("KUBE_ECR_REFRESHER_EVENTS", "true"),
+			)),
+		},
+		{
+			name: "Registries render as ACCOUNT_ID:REGION[:ROLE_ARN] joined with commas",
+			args: []string{"-f", ciFile(t, "multi-registry")},
+			want: env(downward, []corev1.EnvVar{valueEnv("AWS_REGION", "eu-west-1")}, defaults("true", "kube-ecr-refresher",
+				valueEnv("KUBE_ECR_REFRESHER_ECR_PUBLIC", "true"),
+				valueEnv("KUBE_ECR_REFRESHER_EXTRA_REGISTRY_HOSTS", "777788889999.dkr.ecr.eu-west-1.amazonaws.com"),
+				valueEnv("KUBE_ECR_REFRESHER_REGISTRIES", "111122223333:eu-west-1,111122223333:us-east-1,444455556666:eu-west-1:arn:aws:iam::444455556666:role/ecr-read"),
+			)),
+		},
+		{
+			name: "Every ServiceAccount is a single star",
+			args: []string{"--set", "aws.region=eu-west-1", "--set-json", `config.serviceAccounts=["*"]`},
+			want: env(downward, []corev1.EnvVar{valueEnv("AWS_REGION", "eu-west-1")}, defaults("true", "kube-ecr-refresher",
+				valueEnv("KUBE_ECR_REFRESHER_SERVICE_ACCOUNTS", "*"),
+			)),
+		},
+		{
 			name: "Every config key maps to its variable, lists joined with commas",
 			args: []string{"-f", ciFile(t, "target-namespaces"), "--set", "health.port=9000"},
 			want: env(downward, []corev1.EnvVar{
 				valueEnv("AWS_REGION", "eu-west-1"),
 				secretEnv("AWS_ACCESS_KEY_ID", "ecr-aws"),
 				secretEnv("AWS_SECRET_ACCESS_KEY", "ecr-aws"),
+				valueEnv("KUBE_ECR_REFRESHER_DRY_RUN", "false"),
+				valueEnv("KUBE_ECR_REFRESHER_ECR_PUBLIC", "true"),
 				valueEnv("KUBE_ECR_REFRESHER_ECR_TIMEOUT", "20s"),
+				valueEnv("KUBE_ECR_REFRESHER_EXCLUDE_NAMESPACES", "platform-sandbox"),
+				valueEnv("KUBE_ECR_REFRESHER_EXTRA_REGISTRY_HOSTS", "123456789012.dkr-ecr.eu-west-1.on.aws"),
 				valueEnv("KUBE_ECR_REFRESHER_KUBE_API_BURST", "100"),
 				valueEnv("KUBE_ECR_REFRESHER_KUBE_API_QPS", "50"),
 				valueEnv("KUBE_ECR_REFRESHER_LEADER_ELECT", "true"),
@@ -232,14 +276,16 @@ func TestEnv(t *testing.T) {
 				valueEnv("KUBE_ECR_REFRESHER_LOG_FORMAT", "text"),
 				valueEnv("KUBE_ECR_REFRESHER_LOG_LEVEL", "debug"),
 				valueEnv("KUBE_ECR_REFRESHER_MIN_REFRESH_INTERVAL", "2m"),
+				valueEnv("KUBE_ECR_REFRESHER_NAMESPACE_SELECTOR", "env in (prod,staging),team!=legacy"),
 				valueEnv("KUBE_ECR_REFRESHER_REFRESH_REMAINING_FRACTION", "0.25"),
+				valueEnv("KUBE_ECR_REFRESHER_REGISTRIES", "123456789012:eu-west-1,210987654321:eu-west-1:arn:aws:iam::210987654321:role/ecr-read"),
 				valueEnv("KUBE_ECR_REFRESHER_RENEW_DEADLINE", "20s"),
 				valueEnv("KUBE_ECR_REFRESHER_RETRY_INITIAL", "10s"),
 				valueEnv("KUBE_ECR_REFRESHER_RETRY_MAX", "10m"),
 				valueEnv("KUBE_ECR_REFRESHER_RETRY_PERIOD", "4s"),
 				valueEnv("KUBE_ECR_REFRESHER_SECRET_NAME", "ecr-credentials"),
 				valueEnv("KUBE_ECR_REFRESHER_SERVICE_ACCOUNTS", "default,builder"),
-				valueEnv("KUBE_ECR_REFRESHER_TARGET_NAMESPACES", "team-a,team-b"),
+				valueEnv("KUBE_ECR_REFRESHER_TARGET_NAMESPACES", "team-a,team-b,platform-*"),
 				valueEnv("KUBE_ECR_REFRESHER_WORKERS", "4"),
 				valueEnv("KUBE_ECR_REFRESHER_HEALTH_ADDR", ":9000"),
 				valueEnv("AWS_STS_REGIONAL_ENDPOINTS", "regional"),

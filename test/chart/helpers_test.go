@@ -13,10 +13,12 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
 
@@ -126,12 +128,17 @@ type objects struct {
 	clusterRoleBindings []rbacv1.ClusterRoleBinding
 	roles               []rbacv1.Role
 	roleBindings        []rbacv1.RoleBinding
+	services            []corev1.Service
+	jobs                []batchv1.Job
+	// monitoring holds the prometheus-operator objects (monitoring.coreos.com/v1),
+	// whose Go types are not a dependency, by "Kind/name".
+	monitoring map[string]*unstructured.Unstructured
 }
 
 // decode splits a multi-document YAML stream and decodes each object into its
 // API type, strictly: a field the type does not have is an error.
 func decode(stream string) (*objects, error) {
-	objs := &objects{}
+	objs := &objects{monitoring: map[string]*unstructured.Unstructured{}}
 	for _, doc := range splitDocuments(stream) {
 		var tm metav1.TypeMeta
 		if err := yaml.Unmarshal([]byte(doc), &tm); err != nil {
@@ -166,6 +173,20 @@ func decode(stream string) (*objects, error) {
 		case "rbac.authorization.k8s.io/v1 RoleBinding":
 			objs.roleBindings = append(objs.roleBindings, rbacv1.RoleBinding{})
 			target = &objs.roleBindings[len(objs.roleBindings)-1]
+		case "v1 Service":
+			objs.services = append(objs.services, corev1.Service{})
+			target = &objs.services[len(objs.services)-1]
+		case "batch/v1 Job":
+			objs.jobs = append(objs.jobs, batchv1.Job{})
+			target = &objs.jobs[len(objs.jobs)-1]
+		case "monitoring.coreos.com/v1 ServiceMonitor", "monitoring.coreos.com/v1 PrometheusRule":
+			u := &unstructured.Unstructured{}
+			if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+				return nil, fmt.Errorf("decode %s: %w\n%s", tm.Kind, err, doc)
+			}
+			objs.monitoring[tm.Kind+"/"+u.GetName()] = u
+			objs.kinds = append(objs.kinds, tm.Kind+"/"+u.GetName())
+			continue
 		default:
 			return nil, fmt.Errorf("unexpected object %s %s:\n%s", tm.APIVersion, tm.Kind, doc)
 		}
@@ -227,6 +248,12 @@ func (o *objects) container(t *testing.T) corev1.Container {
 	t.Helper()
 	d := only(t, "Deployments", o.deployments)
 	return only(t, "containers", d.Spec.Template.Spec.Containers)
+}
+
+// job returns the only Job, the uninstall cleanup hook.
+func (o *objects) job(t *testing.T) batchv1.Job {
+	t.Helper()
+	return only(t, "Jobs", o.jobs)
 }
 
 // ciValues returns the paths of the chart's ci/*-values.yaml files.

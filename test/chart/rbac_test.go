@@ -29,6 +29,10 @@ func leaseRules(name string) []rbacv1.PolicyRule {
 	}
 }
 
+func eventsRule() rbacv1.PolicyRule {
+	return rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}}
+}
+
 func clusterRules(secret string, sa ...rbacv1.PolicyRule) []rbacv1.PolicyRule {
 	return append(append([]rbacv1.PolicyRule{namespacesRule()}, secretRules(secret)...), sa...)
 }
@@ -72,6 +76,24 @@ func TestRBACRules(t *testing.T) {
 			args:            []string{"--set", "aws.region=eu-west-1", "--set", "fullnameOverride=ecr"},
 			wantClusterRole: clusterRules("ecr-pull-secret", serviceAccountsRule("default")),
 			wantRole:        leaseRules("ecr"),
+		},
+		{
+			name:            "Events add create and patch on events, for no name",
+			args:            []string{"-f", ciFile(t, "metrics")},
+			wantClusterRole: clusterRules("ecr-pull-secret", serviceAccountsRule("default"), eventsRule()),
+			wantRole:        leaseRules("kube-ecr-refresher"),
+		},
+		{
+			name:            "Events without ServiceAccounts follow the Secret rules",
+			args:            []string{"--set", "aws.region=eu-west-1", "--set", "events.enabled=true", "--set-json", "config.serviceAccounts=[]"},
+			wantClusterRole: clusterRules("ecr-pull-secret", eventsRule()),
+			wantRole:        leaseRules("kube-ecr-refresher"),
+		},
+		{
+			name:            "Metrics alone add no rule",
+			args:            []string{"--set", "aws.region=eu-west-1", "--set", "metrics.enabled=true", "--set", "metrics.serviceMonitor.enabled=true"},
+			wantClusterRole: clusterRules("ecr-pull-secret", serviceAccountsRule("default")),
+			wantRole:        leaseRules("kube-ecr-refresher"),
 		},
 		{
 			name:            "A single replica without leader election gets no Lease Role",
@@ -139,6 +161,7 @@ func TestRenderedKinds(t *testing.T) {
 				"Role/kube-ecr-refresher",
 				"RoleBinding/kube-ecr-refresher",
 				"Deployment/kube-ecr-refresher",
+				"Job/kube-ecr-refresher-cleanup",
 			},
 		},
 		{
@@ -153,14 +176,35 @@ func TestRenderedKinds(t *testing.T) {
 				"Role/kube-ecr-refresher",
 				"RoleBinding/kube-ecr-refresher",
 				"Deployment/kube-ecr-refresher",
+				"Job/kube-ecr-refresher-cleanup",
 			},
 		},
 		{
-			name: "No RBAC and an existing ServiceAccount leave only the workload",
-			args: []string{"--set", "aws.region=eu-west-1", "--set", "rbac.create=false", "--set", "serviceAccount.create=false", "--set", "serviceAccount.name=ecr"},
+			name: "No RBAC, an existing ServiceAccount and no cleanup leave only the workload",
+			args: []string{
+				"--set", "aws.region=eu-west-1", "--set", "rbac.create=false", "--set", "serviceAccount.create=false",
+				"--set", "serviceAccount.name=ecr", "--set", "cleanup.onUninstall=false",
+			},
 			want: []string{
 				"PodDisruptionBudget/kube-ecr-refresher",
 				"Deployment/kube-ecr-refresher",
+			},
+		},
+		{
+			name: "Metrics add their Service, ServiceMonitor and PrometheusRule",
+			args: []string{"-f", ciFile(t, "metrics")},
+			want: []string{
+				"PodDisruptionBudget/kube-ecr-refresher",
+				"ServiceAccount/kube-ecr-refresher",
+				"ClusterRole/kube-ecr-refresher",
+				"ClusterRoleBinding/kube-ecr-refresher",
+				"Role/kube-ecr-refresher",
+				"RoleBinding/kube-ecr-refresher",
+				"Service/kube-ecr-refresher-metrics",
+				"Deployment/kube-ecr-refresher",
+				"PrometheusRule/kube-ecr-refresher",
+				"ServiceMonitor/kube-ecr-refresher",
+				"Job/kube-ecr-refresher-cleanup",
 			},
 		},
 	}

@@ -106,6 +106,18 @@ Checks of combinations the schema cannot express; renders nothing.
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.config.leaderElect) }}
 {{- fail "config.leaderElect=false needs replicaCount=1: replicas without leader election would all write" }}
 {{- end }}
+{{- if and (has "*" .Values.config.serviceAccounts) (gt (len .Values.config.serviceAccounts) 1) }}
+{{- fail "config.serviceAccounts: \"*\" (every ServiceAccount) must be the only entry" }}
+{{- end }}
+{{- if not .Values.metrics.enabled }}
+{{- range $key := list "service" "serviceMonitor" "prometheusRule" }}
+{{- if (get $.Values.metrics $key).enabled }}
+{{- fail (printf "metrics.%s.enabled needs metrics.enabled=true" $key) }}
+{{- end }}
+{{- end }}
+{{- else if eq (int .Values.metrics.port) (int .Values.health.port) }}
+{{- fail (printf "metrics.port and health.port must differ, both are %d" (int .Values.health.port)) }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -114,4 +126,122 @@ is whenever there is more than one replica.
 */}}
 {{- define "kube-ecr-refresher.leaderElect" -}}
 {{- if or (gt (int .Values.replicaCount) 1) .Values.config.leaderElect }}true{{ else }}false{{ end }}
+{{- end }}
+
+{{/*
+The start of the container environment of the controller and of the cleanup
+Job: the downward API and AWS_REGION.
+*/}}
+{{- define "kube-ecr-refresher.baseEnv" -}}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: AWS_REGION
+  value: {{ .Values.aws.region | quote }}
+{{- end }}
+
+{{/*
+AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the static keys' Secret, if any.
+*/}}
+{{- define "kube-ecr-refresher.awsKeysEnv" -}}
+{{- $awsSecret := include "kube-ecr-refresher.awsSecretName" . }}
+{{- if $awsSecret }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ $awsSecret }}
+      key: AWS_ACCESS_KEY_ID
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $awsSecret }}
+      key: AWS_SECRET_ACCESS_KEY
+{{- end }}
+{{- end }}
+
+{{/*
+The KUBE_ECR_REFRESHER_* variables: one per config key, in key order (lists
+joined with commas, registries as ACCOUNT_ID:REGION[:ROLE_ARN]), then the
+health address, the metrics address and events when enabled, then extraEnv.
+*/}}
+{{- define "kube-ecr-refresher.settingsEnv" -}}
+{{- range $key, $value := .Values.config }}
+{{- $name := printf "KUBE_ECR_REFRESHER_%s" ($key | snakecase | upper) }}
+{{- if eq $key "leaderElect" }}
+- name: {{ $name }}
+  value: {{ include "kube-ecr-refresher.leaderElect" $ | quote }}
+{{- else if eq $key "leaseName" }}
+- name: {{ $name }}
+  value: {{ include "kube-ecr-refresher.leaseName" $ | quote }}
+{{- else if eq $key "registries" }}
+- name: {{ $name }}
+  value: {{ include "kube-ecr-refresher.registries" $ | quote }}
+{{- else if kindIs "slice" $value }}
+- name: {{ $name }}
+  value: {{ join "," $value | quote }}
+{{- else if ne (toString $value) "" }}
+- name: {{ $name }}
+  value: {{ toString $value | quote }}
+{{- end }}
+{{- end }}
+- name: KUBE_ECR_REFRESHER_HEALTH_ADDR
+  value: {{ printf ":%d" (int .Values.health.port) | quote }}
+{{- if .Values.metrics.enabled }}
+- name: KUBE_ECR_REFRESHER_METRICS_ADDR
+  value: {{ printf ":%d" (int .Values.metrics.port) | quote }}
+{{- end }}
+{{- if .Values.events.enabled }}
+- name: KUBE_ECR_REFRESHER_EVENTS
+  value: "true"
+{{- end }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+config.registries as KUBE_ECR_REFRESHER_REGISTRIES wants them:
+ACCOUNT_ID:REGION[:ROLE_ARN], joined with commas.
+*/}}
+{{- define "kube-ecr-refresher.registries" -}}
+{{- $entries := list }}
+{{- range .Values.config.registries }}
+{{- $entry := printf "%s:%s" (toString .accountId) .region }}
+{{- if .roleArn }}
+{{- $entry = printf "%s:%s" $entry .roleArn }}
+{{- end }}
+{{- $entries = append $entries $entry }}
+{{- end }}
+{{- join "," $entries }}
+{{- end }}
+
+{{/*
+Labels of the metrics Service, which the ServiceMonitor selects it by.
+*/}}
+{{- define "kube-ecr-refresher.metricsSelectorLabels" -}}
+{{ include "kube-ecr-refresher.selectorLabels" . }}
+app.kubernetes.io/component: metrics
+{{- end }}
+
+{{/*
+A duration of hours, minutes and seconds (1h, 90m, 1h30m) in seconds.
+*/}}
+{{- define "kube-ecr-refresher.seconds" -}}
+{{- $total := 0 }}
+{{- range regexFindAll "[0-9]+[hms]" . -1 }}
+{{- $n := regexFind "[0-9]+" . | int }}
+{{- if hasSuffix "h" . }}
+{{- $total = add $total (mul $n 3600) }}
+{{- else if hasSuffix "m" . }}
+{{- $total = add $total (mul $n 60) }}
+{{- else }}
+{{- $total = add $total $n }}
+{{- end }}
+{{- end }}
+{{- $total }}
 {{- end }}

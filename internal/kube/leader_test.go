@@ -1,0 +1,185 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
+)
+
+func testLeaderConfig(onNewLeader func(string)) LeaderConfig {
+	return LeaderConfig{
+		Namespace:     "kube-system",
+		Name:          "kube-ecr-refresher",
+		Identity:      "replica-1",
+		LeaseDuration: time.Second,
+		RenewDeadline: 400 * time.Millisecond,
+		RetryPeriod:   50 * time.Millisecond,
+		OnNewLeader:   onNewLeader,
+	}
+}
+
+// leaders records the identities OnNewLeader reports.
+type leaders struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (l *leaders) add(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ids = append(l.ids, id)
+}
+
+func (l *leaders) seen(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, x := range l.ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+func TestRunLeaderElection(t *testing.T) {
+	otherLease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "kube-ecr-refresher"},
+		Spec: coordinationv1.LeaseSpec{
+			HolderIdentity:       ptr.To("replica-2"),
+			LeaseDurationSeconds: ptr.To[int32](3600),
+			AcquireTime:          &metav1.MicroTime{Time: time.Now()},
+			RenewTime:            &metav1.MicroTime{Time: time.Now()},
+		},
+	}
+
+	tests := []struct {
+		name string
+		objs []runtime.Object
+		// react is installed before the election starts.
+		react func(*fake.Clientset)
+		// stop ends the run: it gets the started channel (closed when lead
+		// runs), the leaders seen and the cancel func of the election's context.
+		stop       func(t *testing.T, started <-chan struct{}, seen *leaders, cancel context.CancelFunc)
+		wantLost   bool
+		wantLed    bool
+		wantHolder string // the Lease's holder afterwards
+	}{
+		{
+			name: "Cancelling the context while leading releases the Lease and is no loss",
+			stop: func(t *testing.T, started <-chan struct{}, _ *leaders, cancel context.CancelFunc) {
+				<-started
+				cancel()
+			},
+			wantLed:    true,
+			wantHolder: "",
+		},
+		{
+			name: "Failing to renew the Lease is a loss",
+			react: func(client *fake.Clientset) {
+				client.PrependReactor("update", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+					return true, nil, apierrors.NewServiceUnavailable("etcd is down")
+				})
+			},
+			// lead does not synchronise with the test: the election must end by itself.
+			stop:       func(*testing.T, <-chan struct{}, *leaders, context.CancelFunc) {},
+			wantLost:   true,
+			wantLed:    true,
+			wantHolder: "replica-1",
+		},
+		{
+			name: "A Lease held by another replica is followed and never taken",
+			objs: []runtime.Object{otherLease},
+			stop: func(t *testing.T, _ <-chan struct{}, seen *leaders, cancel context.CancelFunc) {
+				eventually(t, "replica-2 reported as leader", func() bool { return seen.seen("replica-2") })
+				cancel()
+			},
+			wantHolder: "replica-2",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client := fake.NewClientset(tt.objs...)
+			if tt.react != nil {
+				tt.react(client)
+			}
+			var seen leaders
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			started := make(chan struct{})
+			var once sync.Once
+			type result struct {
+				lost bool
+				err  error
+			}
+			done := make(chan result, 1)
+			go func() {
+				lost, err := RunLeaderElection(ctx, client, testLeaderConfig(seen.add), slog.New(slog.NewTextHandler(io.Discard, nil)), func(ctx context.Context) {
+					once.Do(func() { close(started) })
+					<-ctx.Done()
+				})
+				done <- result{lost, err}
+			}()
+			tt.stop(t, started, &seen, cancel)
+
+			var res result
+			select {
+			case res = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("RunLeaderElection did not return")
+			}
+			if res.err != nil {
+				t.Fatalf("RunLeaderElection: %v", res.err)
+			}
+			if res.lost != tt.wantLost {
+				t.Errorf("lost = %t, want %t", res.lost, tt.wantLost)
+			}
+			led := false
+			select {
+			case <-started:
+				led = true
+			default:
+			}
+			if led != tt.wantLed {
+				t.Errorf("lead called = %t, want %t", led, tt.wantLed)
+			}
+			if tt.wantLed && !seen.seen("replica-1") {
+				// OnNewLeader runs in its own goroutine: give it a moment.
+				eventually(t, "replica-1 reported as leader", func() bool { return seen.seen("replica-1") })
+			}
+
+			lease, err := client.CoordinationV1().Leases("kube-system").Get(context.Background(), "kube-ecr-refresher", metav1.GetOptions{})
+			if err != nil {
+				t.Fatalf("get lease: %v", err)
+			}
+			if got := ptr.Deref(lease.Spec.HolderIdentity, ""); got != tt.wantHolder {
+				t.Errorf("lease holder = %q, want %q", got, tt.wantHolder)
+			}
+		})
+	}
+}
+
+func TestRunLeaderElectionRejectsBadTimings(t *testing.T) {
+	cfg := testLeaderConfig(nil)
+	cfg.RenewDeadline = cfg.LeaseDuration
+	lost, err := RunLeaderElection(t.Context(), fake.NewClientset(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(context.Context) {
+		t.Error("lead called with an invalid configuration")
+	})
+	if err == nil || lost {
+		t.Fatalf("RunLeaderElection = (%t, %v), want (false, an error)", lost, err)
+	}
+	if errors.Is(err, context.Canceled) {
+		t.Fatalf("unexpected error: %v", err)
+	}
+}
