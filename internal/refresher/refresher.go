@@ -272,7 +272,12 @@ func (c *Controller) processNext(ctx context.Context, q workqueue.TypedRateLimit
 	if ctx.Err() != nil {
 		return true
 	}
-	c.log.Error("sync namespace failed; will retry", "namespace", ns, "error", err, "attempt", q.NumRequeues(ns)+1)
+	if apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) {
+		// Our cache was behind a write (often our own): retry quietly.
+		c.log.Debug("cache behind the api server; retrying", "namespace", ns, "error", err)
+	} else {
+		c.log.Error("sync namespace failed; will retry", "namespace", ns, "error", err, "attempt", q.NumRequeues(ns)+1)
+	}
 	q.AddRateLimited(ns)
 	return true
 }
