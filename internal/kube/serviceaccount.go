@@ -23,7 +23,31 @@ func HasPullSecret(sa *corev1.ServiceAccount, secret string) bool {
 // read's resourceVersion, retried on conflict with a fresh read. It reports
 // whether it wrote. A ServiceAccount that is gone is not an error.
 func EnsurePullSecret(ctx context.Context, client typedcorev1.ServiceAccountsGetter, cached *corev1.ServiceAccount, secret string, dryRun bool) (bool, error) {
-	if HasPullSecret(cached, secret) {
+	return updateServiceAccount(ctx, client, cached, dryRun,
+		func(sa *corev1.ServiceAccount) bool { return !HasPullSecret(sa, secret) },
+		func(sa *corev1.ServiceAccount) {
+			sa.ImagePullSecrets = append(sa.ImagePullSecrets, corev1.LocalObjectReference{Name: secret})
+		})
+}
+
+// RemovePullSecret removes every entry naming secret from the imagePullSecrets
+// of the cached ServiceAccount, keeping all others in order; read-modify-Update
+// retried on conflict like EnsurePullSecret. It reports whether it wrote.
+func RemovePullSecret(ctx context.Context, client typedcorev1.ServiceAccountsGetter, cached *corev1.ServiceAccount, secret string, dryRun bool) (bool, error) {
+	return updateServiceAccount(ctx, client, cached, dryRun,
+		func(sa *corev1.ServiceAccount) bool { return HasPullSecret(sa, secret) },
+		func(sa *corev1.ServiceAccount) {
+			sa.ImagePullSecrets = slices.DeleteFunc(sa.ImagePullSecrets, func(r corev1.LocalObjectReference) bool { return r.Name == secret })
+		})
+}
+
+// updateServiceAccount applies change to a copy of the ServiceAccount when
+// needed says so, and Updates it with the read's resourceVersion. The first
+// attempt uses the cached copy; after a conflict the live object is read
+// again and needed is asked again. It reports whether it wrote.
+func updateServiceAccount(ctx context.Context, client typedcorev1.ServiceAccountsGetter, cached *corev1.ServiceAccount, dryRun bool,
+	needed func(*corev1.ServiceAccount) bool, change func(*corev1.ServiceAccount)) (bool, error) {
+	if !needed(cached) {
 		return false, nil
 	}
 	sas := client.ServiceAccounts(cached.Namespace)
@@ -39,17 +63,15 @@ func EnsurePullSecret(ctx context.Context, client typedcorev1.ServiceAccountsGet
 			cur = live
 		}
 		first = false
-		if HasPullSecret(cur, secret) {
+		if !needed(cur) {
 			return nil
 		}
 		next := cur.DeepCopy()
-		next.ImagePullSecrets = append(next.ImagePullSecrets, corev1.LocalObjectReference{Name: secret})
-		if dryRun {
-			wrote = true
-			return nil
-		}
-		if _, err := sas.Update(ctx, next, metav1.UpdateOptions{}); err != nil {
-			return err
+		change(next)
+		if !dryRun {
+			if _, err := sas.Update(ctx, next, metav1.UpdateOptions{}); err != nil {
+				return err
+			}
 		}
 		wrote = true
 		return nil

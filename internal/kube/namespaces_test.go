@@ -1,0 +1,64 @@
+package kube
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestNamespaceFilter(t *testing.T) {
+	ns := func(name string, labels, annotations map[string]string) *corev1.Namespace {
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, Annotations: annotations}}
+	}
+	tests := []struct {
+		name             string
+		include, exclude []string
+		selector         string
+		ns               *corev1.Namespace
+		want             bool
+	}{
+		{name: "no setting serves every namespace", ns: ns("anything", nil, nil), want: true},
+		{name: "a listed name is served", include: []string{"a", "b"}, ns: ns("b", nil, nil), want: true},
+		{name: "an unlisted name is not served", include: []string{"a", "b"}, ns: ns("c", nil, nil), want: false},
+		{name: "a glob matches", include: []string{"team-*"}, ns: ns("team-x", nil, nil), want: true},
+		{name: "a glob does not match a prefix only", include: []string{"team-*"}, ns: ns("teams", nil, nil), want: false},
+		{name: "an exclusion wins over an inclusion", include: []string{"team-*"}, exclude: []string{"*-sandbox"}, ns: ns("team-sandbox", nil, nil), want: false},
+		{name: "an exclusion alone leaves the rest served", exclude: []string{"kube-*"}, ns: ns("default", nil, nil), want: true},
+		{name: "an exclusion alone excludes", exclude: []string{"kube-*"}, ns: ns("kube-system", nil, nil), want: false},
+		{name: "the label selector must match", selector: "env in (prod,staging)", ns: ns("a", map[string]string{"env": "dev"}, nil), want: false},
+		{name: "a matching label selector serves", selector: "env in (prod,staging),!legacy", ns: ns("a", map[string]string{"env": "prod"}, nil), want: true},
+		{name: "the ignore annotation wins over everything", ns: ns("a", nil, map[string]string{IgnoreAnnotation: "true"}), want: false},
+		{name: "an ignore annotation other than true is not honoured", ns: ns("a", nil, map[string]string{IgnoreAnnotation: "yes"}), want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := NewNamespaceFilter(tt.include, tt.exclude, tt.selector)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.Matches(tt.ns); got != tt.want {
+				t.Errorf("Matches(%s) = %v, want %v", tt.ns.Name, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNamespaceFilterRejectsBadInput(t *testing.T) {
+	tests := []struct {
+		name             string
+		include, exclude []string
+		selector         string
+	}{
+		{name: "a malformed glob is rejected", include: []string{"team-["}},
+		{name: "a malformed exclusion is rejected", exclude: []string{"[a-"}},
+		{name: "a malformed label selector is rejected", selector: "env in (prod"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := NewNamespaceFilter(tt.include, tt.exclude, tt.selector); err == nil {
+				t.Errorf("NewNamespaceFilter accepted it")
+			}
+		})
+	}
+}
