@@ -16,9 +16,9 @@ func TestRemovePullSecretKeepsOtherEntries(t *testing.T) {
 		ImagePullSecrets: []corev1.LocalObjectReference{{Name: "docker-hub"}, {Name: "ecr"}, {Name: "quay"}},
 	}
 	client := fake.NewClientset(sa)
-	wrote, err := RemovePullSecret(t.Context(), client.CoreV1(), sa, "ecr", false)
-	if err != nil || !wrote {
-		t.Fatalf("RemovePullSecret = %v, %v; want true, nil", wrote, err)
+	written, err := RemovePullSecret(t.Context(), client.CoreV1(), sa, "ecr", false)
+	if err != nil || written == nil {
+		t.Fatalf("RemovePullSecret = %v, %v; want a write", written, err)
 	}
 	got, _ := client.CoreV1().ServiceAccounts("a").Get(t.Context(), "default", metav1.GetOptions{})
 	if diff := cmp.Diff([]corev1.LocalObjectReference{{Name: "docker-hub"}, {Name: "quay"}}, got.ImagePullSecrets); diff != "" {
@@ -28,7 +28,7 @@ func TestRemovePullSecretKeepsOtherEntries(t *testing.T) {
 		t.Errorf("the cached object was modified")
 	}
 	n := len(client.Actions())
-	if wrote, _ := RemovePullSecret(t.Context(), client.CoreV1(), got, "ecr", false); wrote || len(client.Actions()) != n {
+	if written, _ := RemovePullSecret(t.Context(), client.CoreV1(), got, "ecr", false); written != nil || len(client.Actions()) != n {
 		t.Errorf("a second removal wrote")
 	}
 }

@@ -9,11 +9,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 )
 
 func metaFor(ns, name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: ns, Name: name} }
@@ -27,6 +28,12 @@ type Caches struct {
 	// ServiceAccounts has one lister per ServiceAccount name, or one under "*"
 	// for every ServiceAccount.
 	ServiceAccounts map[string]listerscorev1.ServiceAccountLister
+
+	// The mutation caches overlay our own writes on the informers' stores
+	// until the watch delivers them, so a sync right after a write does not
+	// act on stale data (a second create, an update that conflicts).
+	secretMC cache.MutationCache
+	saMC     map[string]cache.MutationCache
 
 	factories []informers.SharedInformerFactory
 	synced    []cache.InformerSynced
@@ -46,7 +53,7 @@ const AllServiceAccounts = "*"
 // NewCaches builds the informers; Start runs them. resync is the informers'
 // resync period (0 disables it).
 func NewCaches(client kubernetes.Interface, secretName string, serviceAccounts []string, resync time.Duration, h CacheHandlers) (*Caches, error) {
-	c := &Caches{ServiceAccounts: map[string]listerscorev1.ServiceAccountLister{}}
+	c := &Caches{ServiceAccounts: map[string]listerscorev1.ServiceAccountLister{}, saMC: map[string]cache.MutationCache{}}
 
 	nsFactory := informers.NewSharedInformerFactoryWithOptions(client, resync)
 	nsInf := nsFactory.Core().V1().Namespaces()
@@ -62,7 +69,8 @@ func NewCaches(client kubernetes.Interface, secretName string, serviceAccounts [
 		return nil, fmt.Errorf("secret informer: %w", err)
 	}
 	c.Secrets = secInf.Lister()
-	c.add(secFactory, secInf.Informer(), h.Secret)
+	c.secretMC = mutationCache(secInf.Informer())
+	c.add(secFactory, secInf.Informer(), withMutationCache(c.secretMC, h.Secret))
 
 	for _, name := range serviceAccounts {
 		var f informers.SharedInformerFactory
@@ -76,7 +84,8 @@ func NewCaches(client kubernetes.Interface, secretName string, serviceAccounts [
 			return nil, fmt.Errorf("serviceaccount informer: %w", err)
 		}
 		c.ServiceAccounts[name] = inf.Lister()
-		c.add(f, inf.Informer(), h.ServiceAccount)
+		c.saMC[name] = mutationCache(inf.Informer())
+		c.add(f, inf.Informer(), withMutationCache(c.saMC[name], h.ServiceAccount))
 	}
 	return c, nil
 }
@@ -126,28 +135,114 @@ func (c *Caches) Shutdown() {
 	}
 }
 
+// mutationCacheTTL bounds how long a write of ours overrides the informer's
+// store when the watch never delivers it.
+const mutationCacheTTL = time.Minute
+
+func mutationCache(inf cache.SharedIndexInformer) cache.MutationCache {
+	return cache.NewIntegerResourceVersionMutationCacheWithOptions(klog.Background(), inf.GetIndexer(),
+		cache.MutationCacheOptions{Indexer: inf.GetIndexer(), TTL: mutationCacheTTL, IncludeAdds: true})
+}
+
+// withMutationCache keeps mc in step with the informer, then calls h.
+func withMutationCache(mc cache.MutationCache, h cache.ResourceEventHandler) cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if o, ok := obj.(runtime.Object); ok {
+				mc.OnAddOrUpdate(o)
+			}
+			if h != nil {
+				h.OnAdd(obj, false)
+			}
+		},
+		UpdateFunc: func(old, obj any) {
+			if o, ok := obj.(runtime.Object); ok {
+				mc.OnAddOrUpdate(o)
+			}
+			if h != nil {
+				h.OnUpdate(old, obj)
+			}
+		},
+		DeleteFunc: func(obj any) {
+			o := obj
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				o = d.Obj
+			}
+			if ro, ok := o.(runtime.Object); ok {
+				mc.OnDelete(ro)
+			}
+			if h != nil {
+				h.OnDelete(obj)
+			}
+		},
+	}
+}
+
+// Secret returns our view of the Secret ns/name: the informer's copy, or our
+// own newer write; nil when there is none.
+func (c *Caches) Secret(ns, name string) (*corev1.Secret, error) {
+	obj, ok, err := c.secretMC.GetByKey(ns + "/" + name)
+	if err != nil || !ok {
+		return nil, err
+	}
+	s, _ := obj.(*corev1.Secret)
+	return s, nil
+}
+
+// Wrote records an object we just wrote (as the API server returned it) so
+// that reads see it before the watch delivers it.
+func (c *Caches) Wrote(obj runtime.Object) {
+	switch o := obj.(type) {
+	case *corev1.Secret:
+		if o == nil {
+			return
+		}
+		t, _ := TransformSecret(o.DeepCopy())
+		c.secretMC.Mutation(t)
+	case *corev1.ServiceAccount:
+		if o == nil {
+			return
+		}
+		cp := o.DeepCopy()
+		cp.ManagedFields = nil
+		if mc, ok := c.saMC[o.Name]; ok {
+			mc.Mutation(cp)
+		}
+		if mc, ok := c.saMC[AllServiceAccounts]; ok {
+			mc.Mutation(cp)
+		}
+	}
+}
+
 // ServiceAccountsIn returns the cached ServiceAccounts to patch in namespace ns.
 func (c *Caches) ServiceAccountsIn(ns string) ([]*corev1.ServiceAccount, error) {
 	var out []*corev1.ServiceAccount
-	for name, l := range c.ServiceAccounts {
+	for name, mc := range c.saMC {
+		var objs []any
 		if name == AllServiceAccounts {
-			all, err := l.ServiceAccounts(ns).List(everything())
+			all, err := mc.ByIndex(cache.NamespaceIndex, ns)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, all...)
-			continue
+			objs = all
+		} else {
+			obj, ok, err := mc.GetByKey(ns + "/" + name)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue // not created yet: its informer event will bring it
+			}
+			objs = []any{obj}
 		}
-		sa, err := l.ServiceAccounts(ns).Get(name)
-		if err != nil {
-			continue // not created yet: its informer event will bring it
+		for _, o := range objs {
+			if sa, ok := o.(*corev1.ServiceAccount); ok {
+				out = append(out, sa)
+			}
 		}
-		out = append(out, sa)
 	}
 	return out, nil
 }
-
-func everything() labels.Selector { return labels.Everything() }
 
 // stripManagedFields is an informer transform that drops managed fields, which
 // the controller never reads, to keep the caches small.

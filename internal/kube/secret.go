@@ -210,39 +210,43 @@ func setSecretContent(s *corev1.Secret, p *Payload) {
 	s.StringData = nil
 }
 
-// ApplySecret carries out action on the Secret ns/name. cached is the informer's
-// copy (nil for create); after a conflict the live object is read again and
-// ownership is checked again: a Secret that is not ours is never modified.
-func ApplySecret(ctx context.Context, client typedcorev1.SecretsGetter, ns, name string, cached *corev1.Secret, action SecretAction, p *Payload, dryRun bool) error {
+// ApplySecret carries out action on the Secret ns/name and returns the Secret
+// the API server stored (nil when nothing was written, or in a dry run).
+// cached is the informer's copy (nil for create); after a conflict the live
+// object is read again and ownership is checked again: a Secret that is not
+// ours is never modified.
+func ApplySecret(ctx context.Context, client typedcorev1.SecretsGetter, ns, name string, cached *corev1.Secret, action SecretAction, p *Payload, dryRun bool) (*corev1.Secret, error) {
 	secrets := client.Secrets(ns)
 	switch action {
 	case SecretUpToDate:
-		return nil
+		return nil, nil
 	case SecretForeign:
-		return ErrNotOurs
+		return nil, ErrNotOurs
 	case SecretCreate:
 		if dryRun {
-			return nil
+			return nil, nil
 		}
-		_, err := secrets.Create(ctx, DesiredSecret(ns, name, p), metav1.CreateOptions{})
+		created, err := secrets.Create(ctx, DesiredSecret(ns, name, p), metav1.CreateOptions{})
 		if err != nil {
-			return fmt.Errorf("create secret %s/%s: %w", ns, name, err)
+			return nil, fmt.Errorf("create secret %s/%s: %w", ns, name, err)
 		}
-		return nil
+		return created, nil
 	case SecretRecreate:
 		if dryRun {
-			return nil
+			return nil, nil
 		}
 		uid, rv := cached.UID, cached.ResourceVersion
 		err := secrets.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}})
 		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete secret %s/%s of the wrong type: %w", ns, name, err)
+			return nil, fmt.Errorf("delete secret %s/%s of the wrong type: %w", ns, name, err)
 		}
-		if _, err := secrets.Create(ctx, DesiredSecret(ns, name, p), metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create secret %s/%s: %w", ns, name, err)
+		created, err := secrets.Create(ctx, DesiredSecret(ns, name, p), metav1.CreateOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("create secret %s/%s: %w", ns, name, err)
 		}
-		return nil
+		return created, nil
 	case SecretUpdate:
+		var updated *corev1.Secret
 		first := true
 		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 			cur := cached
@@ -265,13 +269,14 @@ func ApplySecret(ctx context.Context, client typedcorev1.SecretsGetter, ns, name
 			if dryRun {
 				return nil
 			}
-			_, err := secrets.Update(ctx, next, metav1.UpdateOptions{})
+			var err error
+			updated, err = secrets.Update(ctx, next, metav1.UpdateOptions{})
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("update secret %s/%s: %w", ns, name, err)
+			return nil, fmt.Errorf("update secret %s/%s: %w", ns, name, err)
 		}
-		return nil
+		return updated, nil
 	}
-	return fmt.Errorf("unknown secret action %v", action)
+	return nil, fmt.Errorf("unknown secret action %v", action)
 }

@@ -562,7 +562,7 @@ func TestApplySecret(t *testing.T) {
 				cachedBefore = tt.cached.DeepCopy()
 			}
 
-			err := ApplySecret(t.Context(), client.CoreV1(), testNamespace, testSecret, tt.cached, tt.action, fresh, tt.dryRun)
+			_, err := ApplySecret(t.Context(), client.CoreV1(), testNamespace, testSecret, tt.cached, tt.action, fresh, tt.dryRun)
 			switch {
 			case tt.wantErr == errAny && err == nil:
 				t.Errorf("ApplySecret succeeded, want an error")

@@ -20,9 +20,11 @@ func HasPullSecret(sa *corev1.ServiceAccount, secret string) bool {
 // EnsurePullSecret adds secret to the imagePullSecrets of the ServiceAccount
 // cached (the informer's copy, never modified) if it is missing, keeping every
 // other entry. The list is atomic, so this is a read-modify-Update with the
-// read's resourceVersion, retried on conflict with a fresh read. It reports
-// whether it wrote. A ServiceAccount that is gone is not an error.
-func EnsurePullSecret(ctx context.Context, client typedcorev1.ServiceAccountsGetter, cached *corev1.ServiceAccount, secret string, dryRun bool) (bool, error) {
+// read's resourceVersion, retried on conflict with a fresh read. It returns
+// the ServiceAccount written (nil when no write was needed; in a dry run, the
+// one that would have been written). A ServiceAccount that is gone is not an
+// error.
+func EnsurePullSecret(ctx context.Context, client typedcorev1.ServiceAccountsGetter, cached *corev1.ServiceAccount, secret string, dryRun bool) (*corev1.ServiceAccount, error) {
 	return updateServiceAccount(ctx, client, cached, dryRun,
 		func(sa *corev1.ServiceAccount) bool { return !HasPullSecret(sa, secret) },
 		func(sa *corev1.ServiceAccount) {
@@ -32,8 +34,8 @@ func EnsurePullSecret(ctx context.Context, client typedcorev1.ServiceAccountsGet
 
 // RemovePullSecret removes every entry naming secret from the imagePullSecrets
 // of the cached ServiceAccount, keeping all others in order; read-modify-Update
-// retried on conflict like EnsurePullSecret. It reports whether it wrote.
-func RemovePullSecret(ctx context.Context, client typedcorev1.ServiceAccountsGetter, cached *corev1.ServiceAccount, secret string, dryRun bool) (bool, error) {
+// retried on conflict like EnsurePullSecret, and returns what it wrote.
+func RemovePullSecret(ctx context.Context, client typedcorev1.ServiceAccountsGetter, cached *corev1.ServiceAccount, secret string, dryRun bool) (*corev1.ServiceAccount, error) {
 	return updateServiceAccount(ctx, client, cached, dryRun,
 		func(sa *corev1.ServiceAccount) bool { return HasPullSecret(sa, secret) },
 		func(sa *corev1.ServiceAccount) {
@@ -44,14 +46,14 @@ func RemovePullSecret(ctx context.Context, client typedcorev1.ServiceAccountsGet
 // updateServiceAccount applies change to a copy of the ServiceAccount when
 // needed says so, and Updates it with the read's resourceVersion. The first
 // attempt uses the cached copy; after a conflict the live object is read
-// again and needed is asked again. It reports whether it wrote.
+// again and needed is asked again. It returns what it wrote (nil: nothing).
 func updateServiceAccount(ctx context.Context, client typedcorev1.ServiceAccountsGetter, cached *corev1.ServiceAccount, dryRun bool,
-	needed func(*corev1.ServiceAccount) bool, change func(*corev1.ServiceAccount)) (bool, error) {
+	needed func(*corev1.ServiceAccount) bool, change func(*corev1.ServiceAccount)) (*corev1.ServiceAccount, error) {
 	if !needed(cached) {
-		return false, nil
+		return nil, nil
 	}
 	sas := client.ServiceAccounts(cached.Namespace)
-	wrote := false
+	var written *corev1.ServiceAccount
 	first := true
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur := cached
@@ -64,23 +66,27 @@ func updateServiceAccount(ctx context.Context, client typedcorev1.ServiceAccount
 		}
 		first = false
 		if !needed(cur) {
+			written = nil
 			return nil
 		}
 		next := cur.DeepCopy()
 		change(next)
-		if !dryRun {
-			if _, err := sas.Update(ctx, next, metav1.UpdateOptions{}); err != nil {
-				return err
-			}
+		if dryRun {
+			written = next
+			return nil
 		}
-		wrote = true
+		updated, err := sas.Update(ctx, next, metav1.UpdateOptions{})
+		if err != nil {
+			return err
+		}
+		written = updated
 		return nil
 	})
 	if apierrors.IsNotFound(err) {
-		return false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("update serviceaccount %s/%s: %w", cached.Namespace, cached.Name, err)
+		return nil, fmt.Errorf("update serviceaccount %s/%s: %w", cached.Namespace, cached.Name, err)
 	}
-	return wrote, nil
+	return written, nil
 }

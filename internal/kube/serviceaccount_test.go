@@ -137,7 +137,8 @@ func TestEnsurePullSecret(t *testing.T) {
 			}
 			before := tt.cached.DeepCopy()
 
-			wrote, err := EnsurePullSecret(t.Context(), client.CoreV1(), tt.cached, testSecret, tt.dryRun)
+			written, err := EnsurePullSecret(t.Context(), client.CoreV1(), tt.cached, testSecret, tt.dryRun)
+			wrote := written != nil
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("EnsurePullSecret error = %v, want error: %t", err, tt.wantErr)
 			}

@@ -345,7 +345,8 @@ func (c *Controller) syncNamespace(ctx context.Context, name string) (string, er
 			}
 		}
 	default:
-		if err := kube.ApplySecret(ctx, c.client.CoreV1(), name, c.opts.SecretName, secret, plan.Action, p, c.opts.DryRun); err != nil {
+		written, err := kube.ApplySecret(ctx, c.client.CoreV1(), name, c.opts.SecretName, secret, plan.Action, p, c.opts.DryRun)
+		if err != nil {
 			if isTerminating(err) {
 				return "", nil
 			}
@@ -353,6 +354,9 @@ func (c *Controller) syncNamespace(ctx context.Context, name string) (string, er
 				c.opts.Events.SecretFailed(ns, c.opts.SecretName, err)
 			}
 			return SyncError, err
+		}
+		if written != nil {
+			c.caches.Wrote(written)
 		}
 		op := OpUpdate
 		if plan.Action == kube.SecretCreate || plan.Action == kube.SecretRecreate {
@@ -369,14 +373,17 @@ func (c *Controller) syncNamespace(ctx context.Context, name string) (string, er
 	}
 	var errs []error
 	for _, sa := range sas {
-		wrote, err := kube.EnsurePullSecret(ctx, c.client.CoreV1(), sa, c.opts.SecretName, c.opts.DryRun)
+		written, err := kube.EnsurePullSecret(ctx, c.client.CoreV1(), sa, c.opts.SecretName, c.opts.DryRun)
 		if err != nil {
 			if !isTerminating(err) {
 				errs = append(errs, err)
 			}
 			continue
 		}
-		if wrote {
+		if written != nil {
+			if !c.opts.DryRun {
+				c.caches.Wrote(written)
+			}
 			c.opts.Observer.Wrote(KindServiceAccount, OpUpdate, name)
 			c.log.Info(c.verb("serviceaccount patched", "dry run: serviceaccount would be patched"), "namespace", name, "serviceaccount", sa.Name, "secret", c.opts.SecretName)
 		}
@@ -388,10 +395,7 @@ func (c *Controller) syncNamespace(ctx context.Context, name string) (string, er
 }
 
 func (c *Controller) cachedSecret(ns string) (*corev1.Secret, error) {
-	secret, err := c.caches.Secrets.Secrets(ns).Get(c.opts.SecretName)
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
+	secret, err := c.caches.Secret(ns, c.opts.SecretName)
 	if err != nil {
 		return nil, fmt.Errorf("get secret %s/%s from cache: %w", ns, c.opts.SecretName, err)
 	}
@@ -429,12 +433,15 @@ func (c *Controller) cleanNamespace(ctx context.Context, name string) (bool, err
 	}
 	var errs []error
 	for _, sa := range sas {
-		wrote, err := kube.RemovePullSecret(ctx, c.client.CoreV1(), sa, c.opts.SecretName, c.opts.DryRun)
+		written, err := kube.RemovePullSecret(ctx, c.client.CoreV1(), sa, c.opts.SecretName, c.opts.DryRun)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if wrote {
+		if written != nil {
+			if !c.opts.DryRun {
+				c.caches.Wrote(written)
+			}
 			cleaned = true
 			c.opts.Observer.Wrote(KindServiceAccount, OpUpdate, name)
 			c.log.Info(c.verb("serviceaccount entry removed", "dry run: serviceaccount entry would be removed"), "namespace", name, "serviceaccount", sa.Name, "secret", c.opts.SecretName)
