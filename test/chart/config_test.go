@@ -82,7 +82,7 @@ func TestConfigKeysMatchController(t *testing.T) {
 		"HEALTH_ADDR":              "rendered from health.port",
 		"METRICS_ADDR":             "rendered from metrics.enabled and metrics.port",
 		"EVENTS":                   "rendered from events.enabled, which also adds the RBAC rule",
-		"ONCE":                     "a one-shot mode for a CronJob, not a setting of the Deployment",
+		"ONCE":                     "a one-shot mode: the CronJob (cronJob.enabled) passes --once",
 		"CLEANUP":                  "a one-shot mode: the uninstall hook Job passes --cleanup (cleanup.onUninstall)",
 	}
 	tags := envTags(t)

@@ -130,6 +130,7 @@ type objects struct {
 	roleBindings        []rbacv1.RoleBinding
 	services            []corev1.Service
 	jobs                []batchv1.Job
+	cronJobs            []batchv1.CronJob
 	// monitoring holds the prometheus-operator objects (monitoring.coreos.com/v1),
 	// whose Go types are not a dependency, by "Kind/name".
 	monitoring map[string]*unstructured.Unstructured
@@ -179,6 +180,9 @@ func decode(stream string) (*objects, error) {
 		case "batch/v1 Job":
 			objs.jobs = append(objs.jobs, batchv1.Job{})
 			target = &objs.jobs[len(objs.jobs)-1]
+		case "batch/v1 CronJob":
+			objs.cronJobs = append(objs.cronJobs, batchv1.CronJob{})
+			target = &objs.cronJobs[len(objs.cronJobs)-1]
 		case "monitoring.coreos.com/v1 ServiceMonitor", "monitoring.coreos.com/v1 PrometheusRule":
 			u := &unstructured.Unstructured{}
 			if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {

@@ -6,7 +6,8 @@ import (
 )
 
 // TestCIValues lints the chart strictly and renders it with every
-// ci/*-values.yaml, decoding each object strictly into its API type.
+// ci/*-values.yaml, decoding each object strictly into its API type; each
+// renders one workload, a Deployment or a CronJob.
 func TestCIValues(t *testing.T) {
 	h := newHelm(t)
 	for _, values := range ciValues(t) {
@@ -15,8 +16,8 @@ func TestCIValues(t *testing.T) {
 				t.Fatal(err)
 			}
 			objs := h.mustRender(t, "-f", values)
-			if len(objs.deployments) != 1 {
-				t.Errorf("got %d Deployments, want 1", len(objs.deployments))
+			if n := len(objs.deployments) + len(objs.cronJobs); n != 1 {
+				t.Errorf("got %d Deployments and %d CronJobs, want one workload", len(objs.deployments), len(objs.cronJobs))
 			}
 		})
 	}

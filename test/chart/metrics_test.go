@@ -206,7 +206,7 @@ func TestPrometheusRule(t *testing.T) {
 	}
 	noLeader := alertRule{
 		Alert:  "KubeEcrRefresherNoLeader",
-		Expr:   `max(kube_ecr_refresher_leader{namespace="kube-ecr-refresher"}) < 1`,
+		Expr:   `max(kube_ecr_refresher_leader{namespace="kube-ecr-refresher"}) < 1 or absent(kube_ecr_refresher_leader{namespace="kube-ecr-refresher"})`,
 		For:    "5m",
 		Labels: map[string]string{"severity": "warning"},
 	}

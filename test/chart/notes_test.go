@@ -77,6 +77,17 @@ func TestNotes(t *testing.T) {
 			},
 		},
 		{
+			name: "A CronJob is run by hand",
+			args: []string{"-f", ciFile(t, "cronjob")},
+			want: []string{
+				`It runs as the CronJob kube-ecr-refresher, one pass on the schedule "15 */4 * * *".`,
+				"kubectl -n kube-ecr-refresher create job --from=cronjob/kube-ecr-refresher kube-ecr-refresher-now",
+				"kubectl -n kube-ecr-refresher logs -f job/kube-ecr-refresher-now",
+				"2. The pull Secrets exist",
+			},
+			notWant: []string{"Pods are ready", "get lease", "deployment/"},
+		},
+		{
 			name: "The uninstall cleanup is announced",
 			args: []string{"--set", "aws.region=eu-west-1"},
 			want: []string{"helm uninstall first runs the Job kube-ecr-refresher-cleanup", "--no-hooks"},

@@ -96,6 +96,17 @@ func TestRBACRules(t *testing.T) {
 			wantRole:        leaseRules("kube-ecr-refresher"),
 		},
 		{
+			name:            "A CronJob with leader election takes the Lease like a replica",
+			args:            []string{"-f", ciFile(t, "cronjob")},
+			wantClusterRole: clusterRules("ecr-pull-secret", serviceAccountsRule("default"), eventsRule()),
+			wantRole:        leaseRules("kube-ecr-refresher"),
+		},
+		{
+			name:            "A CronJob without leader election needs no Lease, whatever replicaCount says",
+			args:            []string{"-f", ciFile(t, "cronjob"), "--set", "config.leaderElect=false"},
+			wantClusterRole: clusterRules("ecr-pull-secret", serviceAccountsRule("default"), eventsRule()),
+		},
+		{
 			name:            "A single replica without leader election gets no Lease Role",
 			args:            []string{"-f", ciFile(t, "single-replica")},
 			wantClusterRole: clusterRules("ecr-pull-secret", serviceAccountsRule("default")),
@@ -188,6 +199,19 @@ func TestRenderedKinds(t *testing.T) {
 			want: []string{
 				"PodDisruptionBudget/kube-ecr-refresher",
 				"Deployment/kube-ecr-refresher",
+			},
+		},
+		{
+			name: "A CronJob replaces the Deployment and its PodDisruptionBudget",
+			args: []string{"-f", ciFile(t, "cronjob")},
+			want: []string{
+				"ServiceAccount/kube-ecr-refresher",
+				"ClusterRole/kube-ecr-refresher",
+				"ClusterRoleBinding/kube-ecr-refresher",
+				"Role/kube-ecr-refresher",
+				"RoleBinding/kube-ecr-refresher",
+				"CronJob/kube-ecr-refresher",
+				"Job/kube-ecr-refresher-cleanup",
 			},
 		},
 		{

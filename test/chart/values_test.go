@@ -57,6 +57,9 @@ func TestInvalidValues(t *testing.T) {
 		{name: "A metrics Service without metrics fails", args: append(region, "--set", "metrics.service.enabled=true"), wantErr: "metrics.service.enabled needs metrics.enabled=true"},
 		{name: "A ServiceMonitor without metrics fails", args: append(region, "--set", "metrics.serviceMonitor.enabled=true"), wantErr: "metrics.serviceMonitor.enabled needs metrics.enabled=true"},
 		{name: "A PrometheusRule without metrics fails", args: append(region, "--set", "metrics.prometheusRule.enabled=true"), wantErr: "metrics.prometheusRule.enabled needs metrics.enabled=true"},
+		{name: "Metrics with a CronJob fail", args: append(region, "--set", "cronJob.enabled=true", "--set", "metrics.enabled=true"), wantErr: "metrics.enabled needs the Deployment"},
+		{name: "An empty CronJob schedule fails", args: append(region, "--set", "cronJob.enabled=true", "--set", "cronJob.schedule="), wantErr: "/cronJob/schedule"},
+		{name: "A misspelt CronJob key fails", args: append(region, "--set", "cronJob.scheduel=@hourly"), wantErr: "additional properties 'scheduel' not allowed"},
 		{name: "Metrics on the health port fail", args: append(region, "--set", "metrics.enabled=true", "--set", "metrics.port=8081"), wantErr: "metrics.port and health.port must differ"},
 	}
 	for _, tt := range tests {

@@ -103,11 +103,14 @@ Checks of combinations the schema cannot express; renders nothing.
 {{- if ne (empty .Values.aws.accessKeyId) (empty .Values.aws.secretAccessKey) }}
 {{- fail "aws.accessKeyId and aws.secretAccessKey must be set together" }}
 {{- end }}
-{{- if and (gt (int .Values.replicaCount) 1) (not .Values.config.leaderElect) }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.config.leaderElect) (not .Values.cronJob.enabled) }}
 {{- fail "config.leaderElect=false needs replicaCount=1: replicas without leader election would all write" }}
 {{- end }}
 {{- if and (has "*" .Values.config.serviceAccounts) (gt (len .Values.config.serviceAccounts) 1) }}
 {{- fail "config.serviceAccounts: \"*\" (every ServiceAccount) must be the only entry" }}
+{{- end }}
+{{- if and .Values.cronJob.enabled .Values.metrics.enabled }}
+{{- fail "metrics.enabled needs the Deployment: a CronJob's Pod lives for one pass only (set cronJob.enabled=false)" }}
 {{- end }}
 {{- if not .Values.metrics.enabled }}
 {{- range $key := list "service" "serviceMonitor" "prometheusRule" }}
@@ -125,7 +128,7 @@ Leader election is on when config.leaderElect is true; validate makes sure it
 is whenever there is more than one replica.
 */}}
 {{- define "kube-ecr-refresher.leaderElect" -}}
-{{- if or (gt (int .Values.replicaCount) 1) .Values.config.leaderElect }}true{{ else }}false{{ end }}
+{{- if or (and (gt (int .Values.replicaCount) 1) (not .Values.cronJob.enabled)) .Values.config.leaderElect }}true{{ else }}false{{ end }}
 {{- end }}
 
 {{/*
