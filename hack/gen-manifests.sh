@@ -53,7 +53,7 @@ YAML
 {
 	header
 	echo "# Put your keys in place of the placeholders, or use IRSA / EKS Pod Identity"
-	echo "# instead (see docs/install.md) and remove the two AWS_* key env vars from"
+	echo "# instead (see README.md, "Install") and remove the two AWS_* key env vars from"
 	echo "# deployment.yaml."
 	render aws-secret.yaml -- --set aws.existingSecret= \
 		--set aws.accessKeyId=REPLACE_WITH_AWS_ACCESS_KEY_ID \
