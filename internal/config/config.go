@@ -64,10 +64,12 @@ type Config struct {
 	ECRTimeout time.Duration `envconfig:"ECR_TIMEOUT" default:"30s" desc:"timeout of one ECR API request"`
 
 	// Workers is the number of namespaces synced in parallel.
-	Workers int `envconfig:"WORKERS" default:"8" desc:"number of namespaces synced in parallel"`
+	Workers int `envconfig:"WORKERS" default:"32" desc:"number of namespaces synced in parallel"`
 	// QPS and Burst limit the controller's Kubernetes API client.
-	QPS   float64 `envconfig:"KUBE_API_QPS" default:"100" desc:"Kubernetes API client queries per second"`
-	Burst int     `envconfig:"KUBE_API_BURST" default:"200" desc:"Kubernetes API client burst"`
+	// The defaults let a refresh of thousands of namespaces run at the API
+	// server's own pace (make bench); API Priority and Fairness still applies.
+	QPS   float64 `envconfig:"KUBE_API_QPS" default:"1000" desc:"Kubernetes API client queries per second (the API server's priority and fairness still applies)"`
+	Burst int     `envconfig:"KUBE_API_BURST" default:"2000" desc:"Kubernetes API client burst"`
 
 	// LeaderElect turns leader election on; off only for a single replica.
 	LeaderElect bool `envconfig:"LEADER_ELECT" default:"true" desc:"elect a leader through a Lease; disable only with a single replica"`

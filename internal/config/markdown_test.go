@@ -41,7 +41,7 @@ func TestMarkdownRowsOfKnownSettings(t *testing.T) {
 	md := Markdown()
 	for _, want := range []string{
 		"| `KUBE_ECR_REFRESHER_TARGET_NAMESPACES` | `--target-namespaces` |  | comma-separated namespaces or glob patterns (team-*) to serve; empty serves all namespaces |\n",
-		"| `KUBE_ECR_REFRESHER_KUBE_API_QPS` | `--kube-api-qps` | `100` | Kubernetes API client queries per second |\n",
+		"| `KUBE_ECR_REFRESHER_KUBE_API_QPS` | `--kube-api-qps` | `1000` | Kubernetes API client queries per second (the API server's priority and fairness still applies) |\n",
 		"| `KUBE_ECR_REFRESHER_HEALTH_ADDR` | `--health-addr` | `:8081` |",
 	} {
 		if !strings.Contains(md, want) {
