@@ -81,7 +81,9 @@ type Config struct {
 	Identity      string        `envconfig:"LEADER_ELECTION_IDENTITY" desc:"holder identity in the Lease; default POD_NAME, else the hostname"`
 	LeaseDuration time.Duration `envconfig:"LEASE_DURATION" default:"15s" desc:"how long a Lease is valid without renewal"`
 	RenewDeadline time.Duration `envconfig:"RENEW_DEADLINE" default:"10s" desc:"how long the leader keeps trying to renew before it gives up"`
-	RetryPeriod   time.Duration `envconfig:"RETRY_PERIOD" default:"2s" desc:"how often candidates try to acquire or renew the Lease"`
+	// RetryPeriod is short so that a standby takes over within about a second of
+	// the Lease being released or expiring; the leader renews at this pace too.
+	RetryPeriod time.Duration `envconfig:"RETRY_PERIOD" default:"500ms" desc:"how often candidates try to acquire, and the leader renews, the Lease"`
 
 	// LogLevel is debug, info, warn or error; LogFormat is json or text.
 	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn or error"`

@@ -31,7 +31,7 @@ func defaultConfig() Config {
 		LeaseName:                "kube-ecr-refresher",
 		LeaseDuration:            15 * time.Second,
 		RenewDeadline:            10 * time.Second,
-		RetryPeriod:              2 * time.Second,
+		RetryPeriod:              500 * time.Millisecond,
 		LogLevel:                 "info",
 		LogFormat:                "json",
 		HealthAddr:               ":8081",
