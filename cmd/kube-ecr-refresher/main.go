@@ -320,6 +320,10 @@ func restConfig(cfg config.Config) (*rest.Config, error) {
 				err, config.EnvName("KUBECONFIG"), config.FlagName("KUBECONFIG"))
 		}
 	}
+	// Protobuf for built-in types: less CPU and garbage than JSON on the
+	// watch streams and the writes, as kube-controller-manager does.
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	rc.QPS = float32(cfg.QPS)
 	rc.Burst = cfg.Burst
 	rc.UserAgent = "kube-ecr-refresher/" + version

@@ -57,7 +57,7 @@ func NewCaches(client kubernetes.Interface, secretName string, serviceAccounts [
 
 	nsFactory := informers.NewSharedInformerFactoryWithOptions(client, resync)
 	nsInf := nsFactory.Core().V1().Namespaces()
-	if err := nsInf.Informer().SetTransform(stripManagedFields); err != nil {
+	if err := nsInf.Informer().SetTransform(TransformNamespace); err != nil {
 		return nil, fmt.Errorf("namespace informer: %w", err)
 	}
 	c.Namespaces = nsInf.Lister()
@@ -251,4 +251,31 @@ func stripManagedFields(obj any) (any, error) {
 		m.SetManagedFields(nil)
 	}
 	return obj, nil
+}
+
+// TransformNamespace keeps, in the namespace cache, only what the controller
+// reads: name, UID, labels (for the selector), our ignore annotation,
+// deletion timestamp and phase. Namespaces are never written, and dropping
+// the rest (kubectl's last-applied annotation can be kilobytes) keeps the
+// cache small in clusters with thousands of namespaces.
+func TransformNamespace(obj any) (any, error) {
+	ns, ok := obj.(*corev1.Namespace)
+	if !ok {
+		return obj, nil
+	}
+	slim := &corev1.Namespace{
+		TypeMeta: ns.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name:              ns.Name,
+			UID:               ns.UID,
+			ResourceVersion:   ns.ResourceVersion,
+			Labels:            ns.Labels,
+			DeletionTimestamp: ns.DeletionTimestamp,
+		},
+		Status: corev1.NamespaceStatus{Phase: ns.Status.Phase},
+	}
+	if v, ok := ns.Annotations[IgnoreAnnotation]; ok {
+		slim.Annotations = map[string]string{IgnoreAnnotation: v}
+	}
+	return slim, nil
 }

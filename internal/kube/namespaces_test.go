@@ -1,7 +1,10 @@
 package kube
 
 import (
+	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -60,5 +63,41 @@ func TestNamespaceFilterRejectsBadInput(t *testing.T) {
 				t.Errorf("NewNamespaceFilter accepted it")
 			}
 		})
+	}
+}
+
+func TestTransformNamespaceKeepsWhatTheFilterReads(t *testing.T) {
+	now := metav1.Now()
+	in := &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "a", UID: "u", ResourceVersion: "9", DeletionTimestamp: &now,
+			Labels: map[string]string{"env": "prod"},
+			Annotations: map[string]string{
+				IgnoreAnnotation: "true",
+				"kubectl.kubernetes.io/last-applied-configuration": strings.Repeat("x", 4096),
+			},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+		},
+		Spec:   corev1.NamespaceSpec{Finalizers: []corev1.FinalizerName{"kubernetes"}},
+		Status: corev1.NamespaceStatus{Phase: corev1.NamespaceTerminating},
+	}
+	out, err := TransformNamespace(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "a", UID: "u", ResourceVersion: "9", DeletionTimestamp: &now,
+			Labels:      map[string]string{"env": "prod"},
+			Annotations: map[string]string{IgnoreAnnotation: "true"},
+		},
+		Status: corev1.NamespaceStatus{Phase: corev1.NamespaceTerminating},
+	}
+	if diff := cmp.Diff(want, out); diff != "" {
+		t.Errorf("TransformNamespace (-want +got):\n%s", diff)
+	}
+	f, _ := NewNamespaceFilter(nil, nil, "env=prod")
+	if f.Matches(out.(*corev1.Namespace)) {
+		t.Errorf("the ignore annotation was lost in the transform")
 	}
 }
