@@ -647,7 +647,7 @@ func (r *sizeRun) restart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.res.Memory.PeakRSSBytes, r.res.Memory.RSSBytes = st.PeakRSS, st.RSS
+	r.res.Memory.PeakRSSBytes, r.res.Memory.RSSBytes, r.res.Memory.RSSFileBytes = st.PeakRSS, st.RSS, st.RSSFile
 	r.notePeak(c)
 	api0, err := apiserverWrites(ctx, r.client)
 	if err != nil {

@@ -21,8 +21,11 @@ type procStats struct {
 	CPU time.Duration
 	// PeakRSS is VmHWM, the peak resident set size, in bytes.
 	PeakRSS int64
-	// RSS is VmRSS, the current resident set size, in bytes.
-	RSS int64
+	// RSS is VmRSS, the current resident set size, in bytes; RSSFile is
+	// the part that maps files (the binary's own pages), RSS - RSSFile the
+	// anonymous part (Go heap, stacks, runtime).
+	RSS     int64
+	RSSFile int64
 }
 
 // readProcStats reads the CPU time and memory of process pid.
@@ -41,10 +44,11 @@ func readProcStats(pid int) (procStats, error) {
 	}
 	hwm, err1 := statusBytes(status, "VmHWM")
 	rss, err2 := statusBytes(status, "VmRSS")
-	if err := errors.Join(err1, err2); err != nil {
+	file, err3 := statusBytes(status, "RssFile")
+	if err := errors.Join(err1, err2, err3); err != nil {
 		return procStats{}, fmt.Errorf("parse status of pid %d: %w", pid, err)
 	}
-	return procStats{CPU: f.cpu, PeakRSS: hwm, RSS: rss}, nil
+	return procStats{CPU: f.cpu, PeakRSS: hwm, RSS: rss, RSSFile: file}, nil
 }
 
 // statFields are the fields of /proc/<pid>/stat the bench reads.

@@ -42,7 +42,7 @@ func TestParseStat(t *testing.T) {
 }
 
 func TestStatusBytes(t *testing.T) {
-	status := "Name:\tbench\nVmPeak:\t  900 kB\nVmHWM:\t   2048 kB\nVmRSS:\t   1024 kB\n"
+	status := "Name:\tbench\nVmPeak:\t  900 kB\nVmHWM:\t   2048 kB\nVmRSS:\t   1024 kB\nRssFile:\t    512 kB\n"
 	tests := []struct {
 		name    string
 		key     string
@@ -51,6 +51,7 @@ func TestStatusBytes(t *testing.T) {
 	}{
 		{name: "VmHWM is read in bytes", key: "VmHWM", want: 2 << 20},
 		{name: "VmRSS is read in bytes", key: "VmRSS", want: 1 << 20},
+		{name: "RssFile is read in bytes", key: "RssFile", want: 512 << 10},
 		{name: "A missing key is an error", key: "VmSwap", wantErr: true},
 		{name: "A line without a kB unit is an error", key: "Name", wantErr: true},
 	}
@@ -72,7 +73,7 @@ func TestReadProcStatsOfThisProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.PeakRSS <= 0 || st.RSS <= 0 || st.PeakRSS < st.RSS {
-		t.Errorf("readProcStats = %+v, want 0 < RSS <= PeakRSS", st)
+	if st.PeakRSS <= 0 || st.RSS <= 0 || st.PeakRSS < st.RSS || st.RSSFile <= 0 || st.RSSFile > st.RSS {
+		t.Errorf("readProcStats = %+v, want 0 < RSSFile <= RSS <= PeakRSS", st)
 	}
 }

@@ -311,7 +311,9 @@ func writeTable(w io.Writer, rep *Report) error {
 	})
 	head("Memory")
 	row("  peak RSS (VmHWM), install controller", func(r Result) string { return mib(r.Memory.PeakRSSBytes) })
-	row("  RSS at the same moment", func(r Result) string { return mib(r.Memory.RSSBytes) })
+	row("  RSS then: all (files mapped)", func(r Result) string {
+		return fmt.Sprintf("%s (%s)", mib(r.Memory.RSSBytes), mib(r.Memory.RSSFileBytes))
+	})
 	row("  peak RSS, restarted (no writes)", func(r Result) string { return mib(r.Memory.RestartPeakRSSBytes) })
 	row("  largest peak of any replica", func(r Result) string { return mib(r.Memory.MaxRSSAnyBytes) })
 	if err := tw.Flush(); err != nil {

@@ -177,8 +177,10 @@ type Memory struct {
 	// PeakRSSBytes is VmHWM of the controller that did the install, the
 	// refresh and the new namespaces, read just before it was stopped.
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
-	// RSSBytes is its VmRSS at the same moment.
-	RSSBytes int64 `json:"rss_bytes"`
+	// RSSBytes is its VmRSS at the same moment; RSSFileBytes the part of
+	// it that maps files (the binary), the rest is anonymous memory.
+	RSSBytes     int64 `json:"rss_bytes"`
+	RSSFileBytes int64 `json:"rss_file_bytes"`
 	// RestartPeakRSSBytes is VmHWM of the restarted controller at the end
 	// of the restart window: caches full, every namespace checked, no writes.
 	RestartPeakRSSBytes int64 `json:"restart_peak_rss_bytes"`
