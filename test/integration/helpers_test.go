@@ -234,7 +234,14 @@ func (e *env) checkNoSecretsInLogs(p *proc) {
 
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
+	waitUntil(t, waitTimeout, what, cond)
+}
+
+// waitUntil polls cond until it holds or timeout passes, then fails t with
+// cond's last detail.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	last := ""
 	for time.Now().Before(deadline) {
 		ok, detail := cond()
@@ -244,7 +251,7 @@ func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 		last = detail
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("timed out after %s waiting for %s (last: %s)", waitTimeout, what, last)
+	t.Fatalf("timed out after %s waiting for %s (last: %s)", timeout, what, last)
 }
 
 // served reports whether ns has a valid Secret for the current ECR password

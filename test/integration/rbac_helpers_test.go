@@ -37,17 +37,7 @@ func (e *env) forSubtest(t *testing.T) *env {
 // waitLong is waitFor with rbacWaitTimeout.
 func waitLong(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(rbacWaitTimeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		last = detail
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s (last: %s)", rbacWaitTimeout, what, last)
+	waitUntil(t, rbacWaitTimeout, what, cond)
 }
 
 // rbacRepoRoot returns the repository root: this package lives in test/integration.
