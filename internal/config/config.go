@@ -15,8 +15,9 @@
 // errors.Join, one line per problem, naming the variable and the flag; a
 // semantic check that reads a field that failed to parse is skipped. Only the
 // prefixed variables are read: envconfig's fallback to the bare tag name (for
-// example LOG_LEVEL or KUBECONFIG) is switched off. Variables with the prefix
-// that name no setting are rejected with envconfig.CheckDisallowed.
+// example LOG_LEVEL or KUBECONFIG) is switched off. Every variable with the
+// prefix that names no setting is reported in the same error, sorted, with a
+// hint when a setting is close (a typo, a flag name used as a variable).
 package config
 
 import "time"

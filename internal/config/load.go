@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -74,8 +75,8 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 	}
 
 	var errs []error
-	if err := envconfig.CheckDisallowed(Prefix, &Config{}); err != nil {
-		errs = append(errs, err)
+	for _, msg := range unknownVariables(ss, os.Environ()) {
+		errs = append(errs, errors.New(msg))
 	}
 	// One list in field order, parse and semantic problems mixed.
 	order := make(map[string]int, len(ss))

@@ -197,7 +197,34 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "A misspelt variable is rejected by name",
 			env:  map[string]string{"WORKER": "3"},
-			want: []string{"unknown environment variable KUBE_ECR_REFRESHER_WORKER"},
+			want: []string{"unknown environment variable KUBE_ECR_REFRESHER_WORKER (did you mean KUBE_ECR_REFRESHER_WORKERS?)"},
+		},
+		{
+			name: "Every unknown variable is named, in order, not only the first",
+			env:  map[string]string{"WORKER": "3", "BOGUS": "1", "SECRT_NAME": "typo"},
+			want: []string{
+				"unknown environment variable KUBE_ECR_REFRESHER_BOGUS",
+				"unknown environment variable KUBE_ECR_REFRESHER_SECRT_NAME (did you mean KUBE_ECR_REFRESHER_SECRET_NAME?)",
+				"unknown environment variable KUBE_ECR_REFRESHER_WORKER (did you mean KUBE_ECR_REFRESHER_WORKERS?)",
+			},
+		},
+		{
+			name: "A variable spelt like a flag or in lower case is pointed to the real one",
+			env:  map[string]string{"target-namespaces": "team-a", "log_level": "debug", "KUBE_ECR_REFRESHER_ONCE": "true"},
+			want: []string{
+				"unknown environment variable KUBE_ECR_REFRESHER_KUBE_ECR_REFRESHER_ONCE (did you mean KUBE_ECR_REFRESHER_ONCE?)",
+				"unknown environment variable KUBE_ECR_REFRESHER_log_level (did you mean KUBE_ECR_REFRESHER_LOG_LEVEL?)",
+				"unknown environment variable KUBE_ECR_REFRESHER_target-namespaces (did you mean KUBE_ECR_REFRESHER_TARGET_NAMESPACES?)",
+			},
+		},
+		{
+			name: "Unknown variables come with every other problem",
+			env:  map[string]string{"WORKRS": "3", "RETRY_MAX": "-5s", "NOPE": "1"},
+			want: []string{
+				"unknown environment variable KUBE_ECR_REFRESHER_NOPE",
+				"unknown environment variable KUBE_ECR_REFRESHER_WORKRS (did you mean KUBE_ECR_REFRESHER_WORKERS?)",
+				`KUBE_ECR_REFRESHER_RETRY_MAX (--retry-max): must be positive, got "-5s"`,
+			},
 		},
 		{
 			name: "A list of only commas is rejected",
@@ -234,7 +261,7 @@ func TestLoadErrors(t *testing.T) {
 			},
 			args: []string{"--kube-api-qps=0", "--target-namespaces=team-a,Team_B", "--health-addr=8081", "--renew-deadline=20s"},
 			want: []string{
-				"unknown environment variable KUBE_ECR_REFRESHER_SECRT_NAME",
+				"unknown environment variable KUBE_ECR_REFRESHER_SECRT_NAME (did you mean KUBE_ECR_REFRESHER_SECRET_NAME?)",
 				`KUBE_ECR_REFRESHER_TARGET_NAMESPACES (--target-namespaces): invalid namespace "Team_B": must be a DNS-1123 label: lowercase letters, digits or '-', starting and ending with a letter or digit`,
 				`KUBE_ECR_REFRESHER_RETRY_INITIAL (--retry-initial): invalid duration "5" (want a number with a unit: 30s, 5m, 1h)`,
 				`KUBE_ECR_REFRESHER_WORKERS (--workers): invalid integer "many"`,

@@ -1,0 +1,79 @@
+package config
+
+import (
+	"slices"
+	"strings"
+)
+
+// unknownVariables returns one message per KUBE_ECR_REFRESHER_* variable in
+// environ ("NAME=value" entries, as os.Environ returns) that names no
+// setting, sorted by name, each with a hint when a setting is close.
+func unknownVariables(ss []setting, environ []string) []string {
+	known := make(map[string]bool, len(ss))
+	for _, s := range ss {
+		known[s.env()] = true
+	}
+	var names []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, Prefix+"_") && !known[name] {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	var msgs []string
+	for _, name := range names {
+		msg := "unknown environment variable " + name
+		if s, ok := closest(ss, strings.TrimPrefix(name, Prefix+"_")); ok {
+			msg += " (did you mean " + s.env() + "?)"
+		}
+		msgs = append(msgs, msg)
+	}
+	return msgs
+}
+
+// closest returns the setting that name most likely meant: the same letters
+// in another case, with '-' for '_' (a flag spelt as a variable or the other
+// way round), with the prefix repeated, or else within two edits (typos).
+// Ties go to the first setting in field order.
+func closest(ss []setting, name string) (setting, bool) {
+	n := strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	n = strings.TrimPrefix(n, Prefix+"_")
+	best, bestDist := setting{}, 3 // more than two edits is no hint
+	for _, s := range ss {
+		d := editDistance(n, s.key)
+		// A short name is a few edits from many things: no hint for those.
+		if d < bestDist && 2*d < len(s.key) {
+			best, bestDist = s, d
+		}
+	}
+	return best, bestDist < 3
+}
+
+// editDistance counts the insertions, deletions, substitutions and swaps of
+// two adjacent bytes that turn a into b (optimal string alignment distance).
+func editDistance(a, b string) int {
+	// d[i][j] is the distance between a[:i] and b[:j].
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
+}
