@@ -16,8 +16,10 @@
 // semantic check that reads a field that failed to parse is skipped. Only the
 // prefixed variables are read: envconfig's fallback to the bare tag name (for
 // example LOG_LEVEL or KUBECONFIG) is switched off. Every variable with the
-// prefix that names no setting is reported in the same error, sorted, with a
-// hint when a setting is close (a typo, a flag name used as a variable).
+// prefix that names no setting, and every flag that names none (the flag
+// package stops at the first, so Load finds them all first and parses the
+// rest), is reported in the same error, sorted, with a hint when a setting is
+// close (a typo, a flag name used as a variable or the other way round).
 package config
 
 import "time"

@@ -21,14 +21,27 @@ const programName = "kube-ecr-refresher"
 // Load reads the settings from the process environment and from args (the
 // command line without the program name, os.Args[1:]); a flag that is set wins
 // over its variable. It returns the normalized, validated Config, or every
-// problem found at once.
+// problem found at once, one line each: unknown KUBE_ECR_REFRESHER_*
+// variables, then unknown flags (each sorted by name), then other command-line
+// errors, then bad values in field order.
 //
-// With -h or --help it writes the usage to stderr and returns flag.ErrHelp
-// itself, so callers can test errors.Is(err, flag.ErrHelp) and exit 0.
+// With -h or --help among the flags it writes the usage to stderr and returns
+// flag.ErrHelp itself, whatever else is wrong, so callers can test
+// errors.Is(err, flag.ErrHelp) and exit 0.
 func Load(args []string, stderr io.Writer) (Config, error) {
 	ss := settings()
 
+	// Problems that are not about one setting's value, in this order:
+	// unknown variables, unknown flags, what else Parse rejects.
+	var errs []error
+	for _, msg := range unknownVariables(ss, os.Environ()) {
+		errs = append(errs, errors.New(msg))
+	}
 	fs, flags := newFlagSet(ss)
+	args, unknown := unknownFlags(fs, ss, args)
+	for _, msg := range unknown {
+		errs = append(errs, errors.New(msg))
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			if stderr != nil {
@@ -36,15 +49,15 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 			}
 			return Config{}, flag.ErrHelp
 		}
-		return Config{}, fmt.Errorf("parse flags: %w", err)
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		// The flags before the bad one are set; the values are still checked.
+		errs = append(errs, fmt.Errorf("parse flags: %w", err))
+	} else if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
 
 	env, err := readEnv(ss)
 	if err != nil {
-		return Config{}, fmt.Errorf("read environment: %w", err)
+		return Config{}, errors.Join(append(errs, fmt.Errorf("read environment: %w", err))...)
 	}
 
 	var cfg Config
@@ -74,10 +87,6 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 		}
 	}
 
-	var errs []error
-	for _, msg := range unknownVariables(ss, os.Environ()) {
-		errs = append(errs, errors.New(msg))
-	}
 	// One list in field order, parse and semantic problems mixed.
 	order := make(map[string]int, len(ss))
 	for i, s := range ss {

@@ -274,7 +274,92 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "An unknown flag is an error",
 			args: []string{"--bogus"},
-			want: []string{"parse flags: flag provided but not defined: -bogus"},
+			want: []string{"unknown flag --bogus"},
+		},
+		{
+			name: "Every unknown flag is named, sorted, not only the first",
+			args: []string{"--target-namespace", "team-a", "--bogus", "--workers=2", "-Log-Level=debug"},
+			want: []string{
+				"unknown flag --Log-Level (did you mean --log-level?)",
+				"unknown flag --bogus",
+				"unknown flag --target-namespace (did you mean --target-namespaces?)",
+			},
+		},
+		{
+			name: "An unknown flag and a bad variable are both reported",
+			env:  map[string]string{"WORKERS": "many"},
+			args: []string{"--bogus"},
+			want: []string{
+				"unknown flag --bogus",
+				`KUBE_ECR_REFRESHER_WORKERS (--workers): invalid integer "many"`,
+			},
+		},
+		{
+			name: "Flags after an unknown flag are still read",
+			args: []string{"--bogus", "--workers=many", "--kube-api-qps", "0"},
+			want: []string{
+				"unknown flag --bogus",
+				`KUBE_ECR_REFRESHER_WORKERS (--workers): invalid integer "many"`,
+				`KUBE_ECR_REFRESHER_KUBE_API_QPS (--kube-api-qps): must be a positive number, got "0"`,
+			},
+		},
+		{
+			name: "Unknown variables, unknown flags and bad values are reported together",
+			env:  map[string]string{"WORKRS": "3", "LOG_LEVEL": "verbose"},
+			args: []string{"--retry-mx=1m", "--workrs", "3"},
+			want: []string{
+				"unknown environment variable KUBE_ECR_REFRESHER_WORKRS (did you mean KUBE_ECR_REFRESHER_WORKERS?)",
+				"unknown flag --retry-mx (did you mean --retry-max?)",
+				"unknown flag --workrs (did you mean --workers?)",
+				`KUBE_ECR_REFRESHER_LOG_LEVEL (--log-level): must be debug, info, warn or error, got "verbose"`,
+			},
+		},
+		{
+			name: "An unknown flag given several ways is reported once",
+			args: []string{"--bogus", "-bogus=1", "--bogus", "x"},
+			want: []string{"unknown flag --bogus"},
+		},
+		{
+			name: "A variable name given as a flag is pointed to the flag",
+			args: []string{"--KUBE_ECR_REFRESHER_DRY_RUN", "--EVENTS=true"},
+			want: []string{
+				"unknown flag --EVENTS (did you mean --events?)",
+				"unknown flag --KUBE_ECR_REFRESHER_DRY_RUN (did you mean --dry-run?)",
+			},
+		},
+		{
+			name: "A bare boolean flag does not take the next argument as its value",
+			args: []string{"--dry-run", "--bogus"},
+			want: []string{"unknown flag --bogus"},
+		},
+		{
+			name: "A known flag takes the next argument as its value even if it starts with a dash",
+			args: []string{"--log-level", "--bogus"},
+			want: []string{`KUBE_ECR_REFRESHER_LOG_LEVEL (--log-level): must be debug, info, warn or error, got "--bogus"`},
+		},
+		{
+			name: "An unknown flag after -- is a positional argument",
+			args: []string{"--workers=2", "--", "--bogus"},
+			want: []string{`unexpected argument "--bogus"`},
+		},
+		{
+			name: "An unknown flag before a positional argument is reported with it",
+			args: []string{"--bogus", "--", "serve"},
+			want: []string{"unknown flag --bogus", `unexpected argument "serve"`},
+		},
+		{
+			name: "An unknown flag is reported with a known flag that lacks its value",
+			args: []string{"--bogus", "--workers"},
+			want: []string{"unknown flag --bogus", "parse flags: flag needs an argument: -workers"},
+		},
+		{
+			name: "Bad flag syntax is reported with a bad variable",
+			env:  map[string]string{"WORKERS": "many"},
+			args: []string{"---workers=2"},
+			want: []string{
+				"parse flags: bad flag syntax: ---workers=2",
+				`KUBE_ECR_REFRESHER_WORKERS (--workers): invalid integer "many"`,
+			},
 		},
 		{
 			name: "A flag without its value is an error",
@@ -316,6 +401,9 @@ func TestLoadHelp(t *testing.T) {
 		{name: "Double-dash help prints the usage", args: []string{"--help"}},
 		{name: "Single-dash h prints the usage", args: []string{"-h"}},
 		{name: "Help wins over other flags and a bad environment", args: []string{"--workers=x", "-h", "stray"}},
+		{name: "Help wins over unknown flags before it", args: []string{"--bogus", "--nope", "value", "--help"}},
+		{name: "Help wins over unknown flags after it", args: []string{"-h", "--bogus"}},
+		{name: "Help given a value still prints the usage", args: []string{"--help=false"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

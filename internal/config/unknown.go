@@ -1,6 +1,7 @@
 package config
 
 import (
+	"flag"
 	"slices"
 	"strings"
 )
@@ -76,4 +77,69 @@ func editDistance(a, b string) int {
 		}
 	}
 	return d[len(a)][len(b)]
+}
+
+// unknownFlags splits args into what fs defines, to be parsed, and one
+// message per flag that fs does not define, sorted by name, each with a hint
+// when a setting is close. flag.FlagSet.Parse stops at the first undefined
+// flag; this walks args the way Parse does, so that every one is found:
+// flags end at the first non-flag argument, at "--" and at bad flag syntax
+// (all left to Parse); a defined flag other than a boolean given without
+// "=value" takes the next argument as its value, whatever it looks like; -h
+// and --help are left to Parse, which returns flag.ErrHelp. An undefined flag
+// without "=value" takes the next argument as its value unless that looks
+// like a flag: this program takes no positional arguments, so "--typo value"
+// is reported as one unknown flag, not also as an unexpected argument.
+func unknownFlags(fs *flag.FlagSet, ss []setting, args []string) (known []string, msgs []string) {
+	var names []string
+	i := 0
+	for ; i < len(args); i++ {
+		a := args[i]
+		if len(a) < 2 || a[0] != '-' || a == "--" {
+			break
+		}
+		name := strings.TrimPrefix(a[1:], "-")
+		if name == "" || name[0] == '-' || name[0] == '=' {
+			break
+		}
+		name, _, hasValue := strings.Cut(name, "=")
+		f := fs.Lookup(name)
+		switch {
+		case f == nil && (name == "h" || name == "help"):
+			return append(known, args[i:]...), nil
+		case f == nil:
+			names = append(names, name)
+			if !hasValue && i+1 < len(args) && !looksLikeFlag(args[i+1]) {
+				i++
+			}
+		default:
+			known = append(known, a)
+			if !hasValue && !isBoolFlag(f) && i+1 < len(args) {
+				i++
+				known = append(known, args[i])
+			}
+		}
+	}
+	known = append(known, args[i:]...)
+
+	slices.Sort(names)
+	for _, name := range slices.Compact(names) {
+		msg := "unknown flag --" + name
+		if s, ok := closest(ss, name); ok {
+			msg += " (did you mean --" + s.flag() + "?)"
+		}
+		msgs = append(msgs, msg)
+	}
+	return known, msgs
+}
+
+// looksLikeFlag reports whether Parse would read arg as a flag or as "--".
+func looksLikeFlag(arg string) bool {
+	return len(arg) >= 2 && arg[0] == '-'
+}
+
+// isBoolFlag reports whether f is given as --flag for true, as Parse decides.
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }

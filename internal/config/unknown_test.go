@@ -71,3 +71,76 @@ func TestUnknownVariables(t *testing.T) {
 		})
 	}
 }
+
+func TestUnknownFlags(t *testing.T) {
+	tests := []struct {
+		name      string
+		args      []string
+		wantKnown []string
+		wantMsgs  []string
+	}{
+		{
+			name:      "Defined flags are all kept, with their values",
+			args:      []string{"--workers", "3", "-once", "--log-level=debug", "--dry-run=false"},
+			wantKnown: []string{"--workers", "3", "-once", "--log-level=debug", "--dry-run=false"},
+		},
+		{
+			name:      "An unknown flag takes the next argument that is not a flag as its value",
+			args:      []string{"--bogus", "value", "--workers=3", "--nope", "--once"},
+			wantKnown: []string{"--workers=3", "--once"},
+			wantMsgs:  []string{"unknown flag --bogus", "unknown flag --nope"},
+		},
+		{
+			name:      "A defined flag takes the next argument even when it looks like a flag",
+			args:      []string{"--secret-name", "--bogus", "--nope=1"},
+			wantKnown: []string{"--secret-name", "--bogus"},
+			wantMsgs:  []string{"unknown flag --nope"},
+		},
+		{
+			name:      "A bare boolean flag takes no value",
+			args:      []string{"--events", "--bogus", "x"},
+			wantKnown: []string{"--events"},
+			wantMsgs:  []string{"unknown flag --bogus"},
+		},
+		{
+			name:      "Nothing after -- is a flag",
+			args:      []string{"--bogus", "--", "--nope", "-x"},
+			wantKnown: []string{"--", "--nope", "-x"},
+			wantMsgs:  []string{"unknown flag --bogus"},
+		},
+		{
+			name:      "Nothing after the first positional argument is a flag",
+			args:      []string{"--once", "serve", "--nope"},
+			wantKnown: []string{"--once", "serve", "--nope"},
+		},
+		{
+			name:      "Bad flag syntax is left to Parse with all that follows",
+			args:      []string{"--bogus=1", "---x", "--nope"},
+			wantKnown: []string{"---x", "--nope"},
+			wantMsgs:  []string{"unknown flag --bogus"},
+		},
+		{
+			name:      "Help is left to Parse with all that follows",
+			args:      []string{"--bogus", "-help", "--nope"},
+			wantKnown: []string{"-help", "--nope"},
+		},
+		{
+			name:      "A lone dash is a positional argument",
+			args:      []string{"-", "--nope"},
+			wantKnown: []string{"-", "--nope"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ss := settings()
+			fs, _ := newFlagSet(ss)
+			known, msgs := unknownFlags(fs, ss, tt.args)
+			if diff := cmp.Diff(tt.wantKnown, known); diff != "" {
+				t.Errorf("unknownFlags() known args mismatch (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantMsgs, msgs); diff != "" {
+				t.Errorf("unknownFlags() messages mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
