@@ -70,7 +70,8 @@ type SourceOptions struct {
 	Wrap func(API) API
 	// WrapPublic, if not nil, wraps the ECR Public client.
 	WrapPublic func(PublicAPI) PublicAPI
-	// Now stamps FetchedAt; nil means time.Now.
+	// Now is the local clock, which stamps FetchedAt and the expiries; nil
+	// means time.Now.
 	Now func() time.Time
 }
 
@@ -82,7 +83,7 @@ type Source struct {
 	calls  []call // every group's, groups in order of first appearance
 	extras []extraHost
 	public PublicAPI // nil without ECR Public
-	now    func() time.Time
+	clk    clocks
 	// single is the zero-config case: one call for the default registry,
 	// whose result and errors are exactly those of a Fetcher.
 	single bool
@@ -175,11 +176,8 @@ func sdkClients(base aws.Config) clients {
 // newSource checks opts and groups its registries; defaultRegion is the
 // base configuration's region.
 func newSource(defaultRegion string, opts SourceOptions, c clients) (*Source, error) {
-	s := &Source{now: opts.Now}
+	s := &Source{clk: newClocks(opts.Now)}
 	var groups []*group
-	if s.now == nil {
-		s.now = time.Now
-	}
 
 	if len(opts.Registries) == 0 {
 		if defaultRegion == "" {
@@ -263,16 +261,17 @@ func newSource(defaultRegion string, opts SourceOptions, c clients) (*Source, er
 // hosts or ECR Public, Fetch is exactly Fetcher.Fetch.
 func (s *Source) Fetch(ctx context.Context) (Credentials, error) {
 	if s.single {
-		return fetch(ctx, s.calls[0].g.api, nil, s.now)
+		return fetch(ctx, s.calls[0].g.api, nil, s.clk)
 	}
 
 	results := make([]Credentials, len(s.calls))
 	errs := make([]error, len(s.calls)+1)
 	var publicAuth Auth
+	var publicSkew time.Duration
 	var wg sync.WaitGroup
 	for i, c := range s.calls {
 		wg.Go(func() {
-			creds, err := fetch(ctx, c.g.api, c.accounts, s.now)
+			creds, err := fetch(ctx, c.g.api, c.accounts, s.clk)
 			if err == nil {
 				err = checkAccounts(creds, c.accounts)
 			}
@@ -285,12 +284,12 @@ func (s *Source) Fetch(ctx context.Context) (Credentials, error) {
 	}
 	if s.public != nil {
 		wg.Go(func() {
-			a, err := fetchPublic(ctx, s.public)
+			a, skew, err := fetchPublic(ctx, s.public, s.clk)
 			if err != nil {
 				errs[len(s.calls)] = fmt.Errorf("ecr public in %s: %w", PublicRegion, err)
 				return
 			}
-			publicAuth = a
+			publicAuth, publicSkew = a, skew
 		})
 	}
 	wg.Wait()
@@ -312,6 +311,7 @@ func (s *Source) Fetch(ctx context.Context) (Credentials, error) {
 		for _, a := range r.Auths {
 			add(a)
 		}
+		creds.ClockSkew = largest(creds.ClockSkew, r.ClockSkew)
 	}
 	for _, e := range s.extras {
 		a := results[e.call].Auths[0] // one token per call: any registry's will do
@@ -320,8 +320,9 @@ func (s *Source) Fetch(ctx context.Context) (Credentials, error) {
 	}
 	if s.public != nil {
 		add(publicAuth)
+		creds.ClockSkew = largest(creds.ClockSkew, publicSkew)
 	}
-	creds.FetchedAt = s.now()
+	creds.FetchedAt = s.clk.now()
 	return creds, nil
 }
 
@@ -335,25 +336,35 @@ func checkAccounts(creds Credentials, accounts []string) error {
 	return nil
 }
 
+// largest returns whichever of a and b has the larger magnitude, a on a tie.
+func largest(a, b time.Duration) time.Duration {
+	if b.Abs() > a.Abs() {
+		return b
+	}
+	return a
+}
+
 // fetchPublic makes one ECR Public GetAuthorizationToken call and decodes
-// its answer with the rules and errors of Fetch.
-func fetchPublic(ctx context.Context, api PublicAPI) (Auth, error) {
+// its answer with the rules, errors and clocks of Fetch; it also returns the
+// answer's clock skew (see Credentials.ClockSkew).
+func fetchPublic(ctx context.Context, api PublicAPI, clk clocks) (Auth, time.Duration, error) {
 	out, err := api.GetAuthorizationToken(ctx, &ecrpublic.GetAuthorizationTokenInput{})
 	if err != nil {
-		return Auth{}, fmt.Errorf("get ecr public authorization token: %w", err)
+		return Auth{}, 0, fmt.Errorf("get ecr public authorization token: %w", err)
 	}
 	if out == nil {
-		return Auth{}, fmt.Errorf("decode ecr public authorization token: %w", ErrNilOutput)
+		return Auth{}, 0, fmt.Errorf("decode ecr public authorization token: %w", ErrNilOutput)
 	}
+	_, skew := clk.received(out.ResultMetadata)
 	d := out.AuthorizationData
 	if d == nil {
-		return Auth{}, fmt.Errorf("decode ecr public authorization token: %w", ErrNoAuthorizationData)
+		return Auth{}, 0, fmt.Errorf("decode ecr public authorization token: %w", ErrNoAuthorizationData)
 	}
-	a, err := decodeAuth(d.AuthorizationToken, aws.String(PublicHost), d.ExpiresAt)
+	a, err := decodeAuth(d.AuthorizationToken, aws.String(PublicHost), d.ExpiresAt, skew)
 	if err != nil {
-		return Auth{}, fmt.Errorf("decode ecr public authorization token: %w", err)
+		return Auth{}, 0, fmt.Errorf("decode ecr public authorization token: %w", err)
 	}
-	return a, nil
+	return a, skew, nil
 }
 
 // HostRegion returns the region of a private ECR registry host, which must

@@ -34,6 +34,7 @@ const (
 type groupAPI struct {
 	region, role string
 	expiresAt    time.Time
+	date         time.Time // Date header of answers; zero: none
 	err          error
 	drop         string // registry id left out of answers
 
@@ -69,6 +70,9 @@ func (g *groupAPI) GetAuthorizationToken(_ context.Context, in *ecr.GetAuthoriza
 			ExpiresAt:          aws.Time(g.expiresAt),
 		})
 	}
+	if !g.date.IsZero() {
+		out.ResultMetadata.Set(dateKey{}, g.date)
+	}
 	return out, nil
 }
 
@@ -82,6 +86,12 @@ type publicAPI struct {
 func (p *publicAPI) GetAuthorizationToken(context.Context, *ecrpublic.GetAuthorizationTokenInput, ...func(*ecrpublic.Options)) (*ecrpublic.GetAuthorizationTokenOutput, error) {
 	p.calls++
 	return p.out, p.err
+}
+
+// datedPublic gives out a Date header.
+func datedPublic(out *ecrpublic.GetAuthorizationTokenOutput, date time.Time) *ecrpublic.GetAuthorizationTokenOutput {
+	out.ResultMetadata.Set(dateKey{}, date)
+	return out
 }
 
 func publicOutput(password string, expiresAt time.Time) *ecrpublic.GetAuthorizationTokenOutput {
@@ -132,10 +142,14 @@ func (f *fakes) calls() map[string][][]string {
 }
 
 // authCmp compares Auths field by field: Format hides the password.
-var authCmp = cmp.Transformer("auth", func(a Auth) [4]any { return [4]any{a.Host, a.Username, a.Password, a.ExpiresAt} })
+var authCmp = cmp.Transformer("auth", func(a Auth) [5]any {
+	return [5]any{a.Host, a.Username, a.Password, a.ExpiresAt, a.ServerExpiresAt}
+})
 
+// auth is an Auth from an answer without a Date header: ECR's expiry is
+// also the local one.
 func auth(host, password string, expiresAt time.Time) Auth {
-	return Auth{Host: host, Username: "AWS", Password: password, ExpiresAt: expiresAt}
+	return Auth{Host: host, Username: "AWS", Password: password, ExpiresAt: expiresAt, ServerExpiresAt: expiresAt}
 }
 
 func TestSourceMakesOneCallPerRegionAndRole(t *testing.T) {
@@ -338,6 +352,104 @@ func hostsOf(ids []string, region, password string) []Auth {
 func withNow(o SourceOptions) SourceOptions {
 	o.Now = func() time.Time { return now }
 	return o
+}
+
+// newFakeSource is newSource at now whose answers' Date headers are read
+// from the fakes.
+func newFakeSource(t *testing.T, opts SourceOptions, f *fakes) *Source {
+	t.Helper()
+	src, err := newSource("eu-west-1", opts, f.clients())
+	if err != nil {
+		t.Fatalf("newSource: %v", err)
+	}
+	src.clk = fakeClocks(now)
+	return src
+}
+
+func TestSourceMeasuresEveryLifetimeOnTheServersClock(t *testing.T) {
+	for _, tt := range skewCases() {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakes{
+				setup:  func(g *groupAPI) { g.date, g.expiresAt = tt.date, tt.expiresAt },
+				public: &publicAPI{out: publicOutput("pw-public", tt.expiresAt)},
+			}
+			if !tt.date.IsZero() {
+				datedPublic(f.public.out, tt.date)
+			}
+			src := newFakeSource(t, SourceOptions{
+				Registries: []Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "222222222222", Region: "us-east-1", RoleARN: roleA}},
+				ExtraHosts: []string{"333333333333.dkr.ecr.us-east-1.amazonaws.com"},
+				Public:     true,
+			}, f)
+			got, err := src.Fetch(t.Context())
+			if err != nil {
+				t.Fatalf("Fetch: %v", err)
+			}
+			local := now.Add(tt.wantLifetime)
+			at := func(host, password string) Auth {
+				return Auth{Host: host, Username: "AWS", Password: password, ExpiresAt: local, ServerExpiresAt: tt.expiresAt}
+			}
+			want := Credentials{
+				Auths: []Auth{
+					at("111111111111.dkr.ecr.eu-west-1.amazonaws.com", "pw-eu-west-1-"),
+					at("222222222222.dkr.ecr.us-east-1.amazonaws.com", "pw-us-east-1-"+roleA),
+					at("333333333333.dkr.ecr.us-east-1.amazonaws.com", "pw-us-east-1-"+roleA),
+					at(PublicHost, "pw-public"),
+				},
+				ExpiresAt: local,
+				FetchedAt: now,
+				ClockSkew: tt.wantSkew,
+			}
+			if diff := cmp.Diff(want, got, authCmp); diff != "" {
+				t.Errorf("credentials (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSourceClockSkewIsTheLargestOfItsAnswers(t *testing.T) {
+	dates := map[string]time.Time{"eu-west-1": now.Add(-7 * time.Hour), "us-east-1": now.Add(13 * time.Hour)}
+	tests := []struct {
+		name       string
+		publicDate time.Time
+		want       time.Duration
+	}{
+		{name: "The answer furthest behind gives the skew", publicDate: now.Add(-time.Hour), want: -13 * time.Hour},
+		{name: "ECR Public's answer counts too", publicDate: now.Add(-24 * time.Hour), want: 24 * time.Hour},
+		{name: "An answer without a Date header does not count", want: -13 * time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakes{
+				setup: func(g *groupAPI) {
+					g.date = dates[g.region]
+					g.expiresAt = g.date.Add(12 * time.Hour)
+				},
+				public: &publicAPI{out: publicOutput("pw-public", tt.publicDate.Add(12*time.Hour))},
+			}
+			if !tt.publicDate.IsZero() {
+				datedPublic(f.public.out, tt.publicDate)
+			} else {
+				f.public.out = publicOutput("pw-public", now.Add(12*time.Hour))
+			}
+			src := newFakeSource(t, SourceOptions{
+				Registries: []Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "222222222222", Region: "us-east-1"}},
+				Public:     true,
+			}, f)
+			got, err := src.Fetch(t.Context())
+			if err != nil {
+				t.Fatalf("Fetch: %v", err)
+			}
+			if got.ClockSkew != tt.want {
+				t.Errorf("ClockSkew %v, want %v", got.ClockSkew, tt.want)
+			}
+			for _, a := range got.Auths {
+				if !a.ExpiresAt.Equal(now.Add(12 * time.Hour)) {
+					t.Errorf("%s expires %v on the local clock, want 12 h after receipt", a.Host, a.ExpiresAt)
+				}
+			}
+		})
+	}
 }
 
 func TestSourceEverySecondFetchCallsAgain(t *testing.T) {
