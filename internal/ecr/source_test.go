@@ -420,17 +420,17 @@ func TestSourceClockSkewIsTheLargestOfItsAnswers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// A 12 h token from every answer, Date header or not.
+			public := publicOutput("pw-public", now.Add(12*time.Hour))
+			if !tt.publicDate.IsZero() {
+				public = datedPublic(publicOutput("pw-public", tt.publicDate.Add(12*time.Hour)), tt.publicDate)
+			}
 			f := &fakes{
 				setup: func(g *groupAPI) {
 					g.date = dates[g.region]
 					g.expiresAt = g.date.Add(12 * time.Hour)
 				},
-				public: &publicAPI{out: publicOutput("pw-public", tt.publicDate.Add(12*time.Hour))},
-			}
-			if !tt.publicDate.IsZero() {
-				datedPublic(f.public.out, tt.publicDate)
-			} else {
-				f.public.out = publicOutput("pw-public", now.Add(12*time.Hour))
+				public: &publicAPI{out: public},
 			}
 			src := newFakeSource(t, SourceOptions{
 				Registries: []Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "222222222222", Region: "us-east-1"}},
