@@ -35,11 +35,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(fs.Output(), "Usage: fake-ecr [flags]\n\n"+
 			"Serves ECR's GetAuthorizationToken on 127.0.0.1 and prints the URL to use as\n"+
 			"AWS_ENDPOINT_URL_ECR. POST %s with form values failure, latency, lifetime,\n"+
-			"account or region changes them while running; GET it shows them.\n\nFlags:\n", ecrserver.ControlPath)
+			"clock_skew, account or region changes them while running; GET it shows them.\n\nFlags:\n", ecrserver.ControlPath)
 		fs.PrintDefaults()
 	}
 	addr := fs.String("addr", "127.0.0.1:0", "listen `address`, 127.0.0.1 only; port 0 picks a free port")
-	lifetime := fs.Duration("lifetime", ecrserver.DefaultLifetime, "lifetime of the tokens issued")
+	lifetime := fs.Duration("lifetime", ecrserver.DefaultLifetime, "lifetime of the tokens issued; negative issues tokens already expired by the server's own clock")
+	skew := fs.Duration("clock-skew", 0, "run the server's clock this far ahead (negative: behind): skews both the Date header and expiresAt")
 	latency := fs.Duration("latency", 0, "delay before every answer")
 	failure := ecrserver.FailureNone
 	fs.TextVar(&failure, "failure", ecrserver.FailureNone, "failure `mode`: none, server-error, throttling, access-denied or timeout")
@@ -55,13 +56,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if *lifetime <= 0 || *latency < 0 {
-		return fmt.Errorf("lifetime %v and latency %v: want a positive lifetime and a non-negative latency", *lifetime, *latency)
+	if *lifetime == 0 || *latency < 0 {
+		return fmt.Errorf("lifetime %v and latency %v: want a non-zero lifetime and a non-negative latency", *lifetime, *latency)
 	}
 
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	srv, err := ecrserver.Start(*addr,
 		ecrserver.WithLifetime(*lifetime),
+		ecrserver.WithClockSkew(*skew),
 		ecrserver.WithLatency(*latency),
 		ecrserver.WithFailure(failure),
 		ecrserver.WithAccount(*account),
@@ -81,7 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := fmt.Fprintln(stdout, srv.URL); err != nil {
 		return fmt.Errorf("print url: %w", err)
 	}
-	log.Info("serving", "url", srv.URL, "lifetime", *lifetime, "latency", *latency, "failure", failure.String())
+	log.Info("serving", "url", srv.URL, "lifetime", *lifetime, "clock_skew", *skew, "latency", *latency, "failure", failure.String())
 
 	<-ctx.Done()
 	srv.Close()

@@ -22,7 +22,7 @@ func TestRunPrintsTheURLAndStopsWhenCancelled(t *testing.T) {
 	stdout, w := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-lifetime=2m", "-failure=throttling", "-url-file=" + urlFile}, w, io.Discard)
+		done <- run(ctx, []string{"-lifetime=-2m", "-clock-skew=-13h", "-failure=throttling", "-url-file=" + urlFile}, w, io.Discard)
 		w.Close()
 	}()
 
@@ -45,8 +45,8 @@ func TestRunPrintsTheURLAndStopsWhenCancelled(t *testing.T) {
 	var st ecrserver.State
 	err = json.NewDecoder(resp.Body).Decode(&st)
 	resp.Body.Close()
-	if err != nil || st.Failure != "throttling" || st.Lifetime != "2m0s" {
-		t.Errorf("state %+v (%v), want the flags' failure and lifetime", st, err)
+	if err != nil || st.Failure != "throttling" || st.Lifetime != "-2m0s" || st.ClockSkew != "-13h0m0s" {
+		t.Errorf("state %+v (%v), want the flags' failure, lifetime and clock skew", st, err)
 	}
 
 	cancel()
@@ -65,6 +65,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"-failure=flaky"},
 		{"-addr=0.0.0.0:0"},
 		{"-lifetime=0s"},
+		{"-clock-skew=soon"},
 		{"-latency=-1s"},
 		{"extra"},
 	} {

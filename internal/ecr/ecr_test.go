@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/aws/smithy-go/middleware"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -52,6 +53,99 @@ func output(d ...types.AuthorizationData) *ecr.GetAuthorizationTokenOutput {
 }
 
 func b64(s string) *string { return aws.String(base64.StdEncoding.EncodeToString([]byte(s))) }
+
+// dateKey is where fake answers keep their Date header: the SDK's own
+// metadata key is private.
+type dateKey struct{}
+
+// fakeServerTime reads the Date header fake answers keep under dateKey.
+func fakeServerTime(md middleware.Metadata) (time.Time, bool) {
+	v, ok := md.Get(dateKey{}).(time.Time)
+	return v, ok
+}
+
+// fakeClocks is the local clock now and fake answers' Date header.
+func fakeClocks(now time.Time) clocks {
+	return clocks{now: func() time.Time { return now }, serverTime: fakeServerTime}
+}
+
+// dated gives out a Date header.
+func dated(out *ecr.GetAuthorizationTokenOutput, date time.Time) *ecr.GetAuthorizationTokenOutput {
+	out.ResultMetadata.Set(dateKey{}, date)
+	return out
+}
+
+// skewCase is one row of the clock skew tables.
+type skewCase struct {
+	name string
+	// date is the answer's Date header (zero: none) and expiresAt its
+	// token's expiry, for a local receipt time of now.
+	date, expiresAt time.Time
+	// wantLifetime is ExpiresAt - FetchedAt, wantSkew ClockSkew.
+	wantLifetime, wantSkew time.Duration
+}
+
+// skewCases are a 12 h token received at now while the server's clock is
+// off by every skew of the issue, one token expired by the server's own
+// clock, and one answer without a Date header.
+func skewCases() []skewCase {
+	var cases []skewCase
+	for _, h := range []int{-24, -13, -7, 0, 7, 13, 24} {
+		skew := time.Duration(h) * time.Hour // local minus server
+		date := now.Add(-skew)
+		cases = append(cases, skewCase{
+			name:      fmt.Sprintf("A 12 h token lives 12 h on the local clock when the local clock is %+dh off the server's", h),
+			date:      date,
+			expiresAt: date.Add(12 * time.Hour),
+			// FetchedAt+lifetime is exactly 12 h after local receipt.
+			wantLifetime: 12 * time.Hour,
+			wantSkew:     skew,
+		})
+	}
+	return append(cases,
+		skewCase{
+			name:         "A token expired by the server's own clock is returned with a negative lifetime",
+			date:         now.Add(-3 * time.Hour),
+			expiresAt:    now.Add(-3*time.Hour - time.Minute),
+			wantLifetime: -time.Minute,
+			wantSkew:     3 * time.Hour,
+		},
+		skewCase{
+			name:         "Without a Date header the lifetime is measured from the local receipt time",
+			expiresAt:    now.Add(5 * time.Hour),
+			wantLifetime: 5 * time.Hour,
+		},
+	)
+}
+
+func TestFetchMeasuresTheLifetimeOnTheServersClock(t *testing.T) {
+	const host = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+	for _, tt := range skewCases() {
+		t.Run(tt.name, func(t *testing.T) {
+			out := output(data(&goodToken, aws.String("https://"+host), &tt.expiresAt))
+			if !tt.date.IsZero() {
+				out = dated(out, tt.date)
+			}
+			f := &Fetcher{api: &fakeAPI{out: out}, clk: fakeClocks(now)}
+			got, err := f.Fetch(t.Context())
+			if err != nil {
+				t.Fatalf("Fetch: %v", err)
+			}
+			want := Credentials{
+				Auths:     []Auth{{Host: host, Username: "AWS", Password: secret, ExpiresAt: now.Add(tt.wantLifetime), ServerExpiresAt: tt.expiresAt}},
+				ExpiresAt: now.Add(tt.wantLifetime),
+				FetchedAt: now,
+				ClockSkew: tt.wantSkew,
+			}
+			if diff := cmp.Diff(want, got, authCmp); diff != "" {
+				t.Errorf("credentials (-want +got):\n%s", diff)
+			}
+			if lifetime := got.ExpiresAt.Sub(got.FetchedAt); lifetime != tt.wantLifetime {
+				t.Errorf("lifetime %v, want %v", lifetime, tt.wantLifetime)
+			}
+		})
+	}
+}
 
 func TestFetchRejectsMalformedAnswers(t *testing.T) {
 	endpoint := aws.String("https://123456789012.dkr.ecr.us-east-1.amazonaws.com")
@@ -157,9 +251,11 @@ func TestFetchDecodesAnswers(t *testing.T) {
 				t.Fatalf("Fetch: %v", err)
 			}
 			// Compare fields, not through String: Format hides the password.
-			if diff := cmp.Diff(tt.want, got, cmp.Transformer("auth", func(a Auth) [4]any {
-				return [4]any{a.Host, a.Username, a.Password, a.ExpiresAt}
-			})); diff != "" {
+			for i := range tt.want.Auths {
+				// Without a Date header the expiry is ECR's as answered.
+				tt.want.Auths[i].ServerExpiresAt = tt.want.Auths[i].ExpiresAt
+			}
+			if diff := cmp.Diff(tt.want, got, authCmp); diff != "" {
 				t.Errorf("credentials (-want +got):\n%s", diff)
 			}
 			if api.calls != 1 {
@@ -196,8 +292,8 @@ func TestFetchedAtDefaultsToTheWallClock(t *testing.T) {
 }
 
 func TestPrintingAndLoggingNeverShowThePassword(t *testing.T) {
-	auth := Auth{Host: "123456789012.dkr.ecr.us-east-1.amazonaws.com", Username: "AWS", Password: secret, ExpiresAt: expiry}
-	creds := Credentials{Auths: []Auth{auth, auth}, ExpiresAt: expiry, FetchedAt: now}
+	auth := Auth{Host: "123456789012.dkr.ecr.us-east-1.amazonaws.com", Username: "AWS", Password: secret, ExpiresAt: expiry, ServerExpiresAt: expiry.Add(-time.Hour)}
+	creds := Credentials{Auths: []Auth{auth, auth}, ExpiresAt: expiry, FetchedAt: now, ClockSkew: time.Hour}
 
 	var outputs []string
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
@@ -228,13 +324,16 @@ func TestPrintingAndLoggingNeverShowThePassword(t *testing.T) {
 			t.Errorf("output leaks the password: %s", out)
 		}
 	}
-	for _, want := range []string{auth.Host, "expires_at"} {
+	for _, want := range []string{auth.Host, "expires_at", "server_expires_at", "clock_skew"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("log output lacks %q:\n%s", want, buf.String())
 		}
 	}
-	if got, want := creds.String(), "{hosts=[123456789012.dkr.ecr.us-east-1.amazonaws.com 123456789012.dkr.ecr.us-east-1.amazonaws.com] expires_at=2026-03-04T17:06:07Z fetched_at=2026-03-04T05:06:07Z}"; got != want {
+	if got, want := creds.String(), "{hosts=[123456789012.dkr.ecr.us-east-1.amazonaws.com 123456789012.dkr.ecr.us-east-1.amazonaws.com] expires_at=2026-03-04T17:06:07Z fetched_at=2026-03-04T05:06:07Z clock_skew=1h0m0s}"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
+	}
+	if got, want := auth.String(), "{host=123456789012.dkr.ecr.us-east-1.amazonaws.com expires_at=2026-03-04T17:06:07Z server_expires_at=2026-03-04T16:06:07Z}"; got != want {
+		t.Errorf("Auth.String() = %q, want %q", got, want)
 	}
 }
 

@@ -95,6 +95,63 @@ func TestFetchWithTheSDKAgainstALocalEndpoint(t *testing.T) {
 	}
 }
 
+func TestFetchWithTheSDKReadsTheServersClockFromItsDateHeader(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) // whole seconds: Date has no more
+	tests := []struct {
+		name string
+		// serverAhead is how far the server's clock runs ahead of the local one.
+		serverAhead, lifetime time.Duration
+	}{
+		{name: "A server clock 24 h behind changes nothing", serverAhead: -24 * time.Hour, lifetime: 12 * time.Hour},
+		{name: "A server clock 13 h behind changes nothing", serverAhead: -13 * time.Hour, lifetime: 12 * time.Hour},
+		{name: "A server clock 7 h behind changes nothing", serverAhead: -7 * time.Hour, lifetime: 12 * time.Hour},
+		{name: "A server clock in step changes nothing", lifetime: 12 * time.Hour},
+		{name: "A server clock 7 h ahead changes nothing", serverAhead: 7 * time.Hour, lifetime: 12 * time.Hour},
+		{name: "A server clock 13 h ahead changes nothing", serverAhead: 13 * time.Hour, lifetime: 12 * time.Hour},
+		{name: "A server clock 24 h ahead changes nothing", serverAhead: 24 * time.Hour, lifetime: 12 * time.Hour},
+		{name: "A token expired by the server's own clock is returned with a negative lifetime", serverAhead: 13 * time.Hour, lifetime: -time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := ecrserver.New(ecrserver.WithNow(func() time.Time { return now }),
+				ecrserver.WithClockSkew(tt.serverAhead), ecrserver.WithLifetime(tt.lifetime))
+			t.Cleanup(srv.Close)
+			setAWSEnv(t, srv.URL)
+			t.Setenv("AWS_ENDPOINT_URL_ECR_PUBLIC", srv.URL)
+
+			api, err := ecr.NewAPI(t.Context(), 5*time.Second)
+			if err != nil {
+				t.Fatalf("NewAPI: %v", err)
+			}
+			single, err := ecr.NewFetcher(api, func() time.Time { return now }).Fetch(t.Context())
+			if err != nil {
+				t.Fatalf("Fetcher.Fetch: %v", err)
+			}
+			src, err := ecr.NewSource(t.Context(), ecr.SourceOptions{Public: true, Timeout: 5 * time.Second, Now: func() time.Time { return now }})
+			if err != nil {
+				t.Fatalf("NewSource: %v", err)
+			}
+			several, err := src.Fetch(t.Context())
+			if err != nil {
+				t.Fatalf("Source.Fetch: %v", err)
+			}
+			for _, creds := range []ecr.Credentials{single, several} {
+				if got := creds.ExpiresAt.Sub(creds.FetchedAt); got != tt.lifetime {
+					t.Errorf("%v: lifetime %v, want %v", creds, got, tt.lifetime)
+				}
+				if !creds.FetchedAt.Equal(now) || creds.ClockSkew != -tt.serverAhead {
+					t.Errorf("%v: fetched at %v with skew %v, want %v and %v", creds, creds.FetchedAt, creds.ClockSkew, now, -tt.serverAhead)
+				}
+				for _, a := range creds.Auths {
+					if want := now.Add(tt.serverAhead + tt.lifetime); !a.ServerExpiresAt.Equal(want) || !a.ExpiresAt.Equal(now.Add(tt.lifetime)) {
+						t.Errorf("%v: want server expiry %v and local expiry %v", a, want, now.Add(tt.lifetime))
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestAccessDeniedStaysInspectable(t *testing.T) {
 	srv := ecrserver.New(ecrserver.WithFailure(ecrserver.FailureAccessDenied))
 	t.Cleanup(srv.Close)

@@ -70,7 +70,8 @@ type SourceOptions struct {
 	Wrap func(API) API
 	// WrapPublic, if not nil, wraps the ECR Public client.
 	WrapPublic func(PublicAPI) PublicAPI
-	// Now stamps FetchedAt; nil means time.Now.
+	// Now is the local clock, which stamps FetchedAt and the expiries; nil
+	// means time.Now.
 	Now func() time.Time
 }
 
@@ -82,10 +83,15 @@ type Source struct {
 	calls  []call // every group's, groups in order of first appearance
 	extras []extraHost
 	public PublicAPI // nil without ECR Public
-	now    func() time.Time
+	clk    clocks
 	// single is the zero-config case: one call for the default registry,
 	// whose result and errors are exactly those of a Fetcher.
 	single bool
+
+	mu sync.Mutex
+	// good holds, per call and then for ECR Public, the Auths of its last
+	// good answer, until they expire on the local clock.
+	good [][]Auth
 }
 
 // group is the registries that share a region and a role, and so a client
@@ -175,11 +181,8 @@ func sdkClients(base aws.Config) clients {
 // newSource checks opts and groups its registries; defaultRegion is the
 // base configuration's region.
 func newSource(defaultRegion string, opts SourceOptions, c clients) (*Source, error) {
-	s := &Source{now: opts.Now}
+	s := &Source{clk: newClocks(opts.Now)}
 	var groups []*group
-	if s.now == nil {
-		s.now = time.Now
-	}
 
 	if len(opts.Registries) == 0 {
 		if defaultRegion == "" {
@@ -235,6 +238,7 @@ func newSource(defaultRegion string, opts SourceOptions, c clients) (*Source, er
 		s.extras = append(s.extras, extraHost{host: h, call: i})
 	}
 
+	s.good = make([][]Auth, len(s.calls)+1)
 	for _, g := range groups {
 		g.api = c.private(g.region, g.roleARN)
 		if opts.Wrap != nil {
@@ -255,24 +259,43 @@ func newSource(defaultRegion string, opts SourceOptions, c clients) (*Source, er
 // configured, concurrently, and returns every host's credentials in one
 // value: the registries grouped by (region, role), groups in order of first
 // appearance, then the extra hosts, then public.ecr.aws. ExpiresAt is the
-// earliest expiry, FetchedAt the time the last answer arrived.
+// earliest expiry of the Auths returned, FetchedAt the time the last answer
+// arrived, both on the local clock (see Credentials).
 //
-// Any failing call fails the whole fetch, so that no Secret is ever written
-// with only some of the registries; the error names each failing group by
-// its accounts, region and role, never a token. Without registries, extra
-// hosts or ECR Public, Fetch is exactly Fetcher.Fetch.
+// The Source remembers the Auths of each call's last good answer. When some
+// calls fail and at least one succeeds, Fetch returns both credentials and
+// an error:
+//   - the credentials hold the fresh Auths of the calls that succeeded and,
+//     for each failing call, the Auths of its last good answer that have not
+//     expired yet on the local clock (ExpiresAt after now); an expired one is
+//     dropped and forgotten. An extra host follows the call it takes its
+//     token from: fresh, kept or dropped with it.
+//   - the error is a *PartialError, which matches ErrPartial with errors.Is
+//     and names each failing call; the calls' own errors stay inspectable
+//     with errors.Is and errors.As.
+//
+// When every call fails, Fetch returns empty credentials and the failing
+// calls' errors joined, as before: no ErrPartial, whatever was remembered.
+// (A call that succeeds always yields at least one Auth: fetch rejects an
+// answer without authorization data.) Errors name each failing call by its
+// accounts, region and role, never a token.
+//
+// Without registries, extra hosts or ECR Public, Fetch is exactly
+// Fetcher.Fetch, and remembers nothing. Fetch is safe for concurrent use.
 func (s *Source) Fetch(ctx context.Context) (Credentials, error) {
 	if s.single {
-		return fetch(ctx, s.calls[0].g.api, nil, s.now)
+		return fetch(ctx, s.calls[0].g.api, nil, s.clk)
 	}
 
-	results := make([]Credentials, len(s.calls))
-	errs := make([]error, len(s.calls)+1)
-	var publicAuth Auth
+	// Index i < len(s.calls) is calls[i]; index len(s.calls) is ECR Public.
+	pub := len(s.calls)
+	auths := make([][]Auth, pub+1)
+	skews := make([]time.Duration, pub+1)
+	errs := make([]error, pub+1)
 	var wg sync.WaitGroup
 	for i, c := range s.calls {
 		wg.Go(func() {
-			creds, err := fetch(ctx, c.g.api, c.accounts, s.now)
+			creds, err := fetch(ctx, c.g.api, c.accounts, s.clk)
 			if err == nil {
 				err = checkAccounts(creds, c.accounts)
 			}
@@ -280,26 +303,51 @@ func (s *Source) Fetch(ctx context.Context) (Credentials, error) {
 				errs[i] = fmt.Errorf("%s: %w", c, err)
 				return
 			}
-			results[i] = creds
+			auths[i], skews[i] = creds.Auths, creds.ClockSkew
 		})
 	}
 	if s.public != nil {
 		wg.Go(func() {
-			a, err := fetchPublic(ctx, s.public)
+			a, skew, err := fetchPublic(ctx, s.public, s.clk)
 			if err != nil {
-				errs[len(s.calls)] = fmt.Errorf("ecr public in %s: %w", PublicRegion, err)
+				errs[pub] = fmt.Errorf("%s: %w", publicName, err)
 				return
 			}
-			publicAuth = a
+			auths[pub], skews[pub] = []Auth{a}, skew
 		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return Credentials{}, err
+	fetchedAt := s.clk.now()
+
+	var failed []string
+	var ok int
+	kept := make([]bool, pub+1)
+	s.mu.Lock()
+	for i := range auths {
+		switch {
+		case i == pub && s.public == nil:
+			continue
+		case errs[i] == nil:
+			s.good[i] = auths[i]
+			ok++
+			continue
+		}
+		if i == pub {
+			failed = append(failed, publicName)
+		} else {
+			failed = append(failed, s.calls[i].String())
+		}
+		s.good[i] = slices.DeleteFunc(slices.Clone(s.good[i]), func(a Auth) bool { return !a.ExpiresAt.After(fetchedAt) })
+		auths[i], kept[i] = s.good[i], true
+	}
+	s.mu.Unlock()
+	if ok == 0 {
+		return Credentials{}, errors.Join(errs...)
 	}
 
-	var creds Credentials
-	add := func(a Auth) {
+	creds := Credentials{FetchedAt: fetchedAt}
+	var keptHosts []string
+	add := func(a Auth, stale bool) {
 		if slices.ContainsFunc(creds.Auths, func(b Auth) bool { return b.Host == a.Host }) {
 			return // a registry's own host wins over the same host listed as extra
 		}
@@ -307,23 +355,73 @@ func (s *Source) Fetch(ctx context.Context) (Credentials, error) {
 		if creds.ExpiresAt.IsZero() || a.ExpiresAt.Before(creds.ExpiresAt) {
 			creds.ExpiresAt = a.ExpiresAt
 		}
+		if stale {
+			keptHosts = append(keptHosts, a.Host)
+		}
 	}
-	for _, r := range results {
-		for _, a := range r.Auths {
-			add(a)
+	for i := range s.calls {
+		for _, a := range auths[i] {
+			add(a, kept[i])
 		}
 	}
 	for _, e := range s.extras {
-		a := results[e.call].Auths[0] // one token per call: any registry's will do
+		if len(auths[e.call]) == 0 {
+			continue // its call failed and has nothing left
+		}
+		a := auths[e.call][0] // one token per call: any registry's will do
 		a.Host = e.host
-		add(a)
+		add(a, kept[e.call])
 	}
-	if s.public != nil {
-		add(publicAuth)
+	for _, a := range auths[pub] {
+		add(a, kept[pub])
 	}
-	creds.FetchedAt = s.now()
+	for i, skew := range skews {
+		if errs[i] == nil {
+			creds.ClockSkew = largest(creds.ClockSkew, skew)
+		}
+	}
+	if failed != nil {
+		return creds, &PartialError{Failed: failed, Kept: keptHosts, Err: errors.Join(errs...)}
+	}
 	return creds, nil
 }
+
+// publicName names the ECR Public call in errors.
+const publicName = "ecr public in " + PublicRegion
+
+// ErrPartial is matched, with errors.Is, by the error of a Source.Fetch in
+// which some calls failed while others succeeded: the credentials returned
+// with it are usable, but part of them is not fresh. The error is a
+// *PartialError.
+var ErrPartial = errors.New("partial ecr fetch")
+
+// PartialError is the error of a Source.Fetch in which some calls failed
+// while others succeeded. It matches ErrPartial with errors.Is, and unwraps
+// to the failing calls' errors. It holds no token.
+type PartialError struct {
+	// Failed names each failing call, in configuration order, as the error
+	// message does: "registries 111111111111,222222222222 in eu-west-1",
+	// "registries 333333333333 in us-east-1 as arn:aws:iam::…:role/r",
+	// "default registry in eu-west-1" or "ecr public in us-east-1". Names
+	// are fixed by the configuration, so they suit a metric label.
+	Failed []string
+	// Kept are the hosts of the credentials returned that come from the
+	// failing calls' last good answers, not yet expired, in the order of
+	// Credentials.Auths. Hosts of a failing call missing from it have no
+	// credentials any more.
+	Kept []string
+	// Err joins the failing calls' errors, each prefixed by its name.
+	Err error
+}
+
+// Error names each failing call and its error.
+func (e *PartialError) Error() string { return ErrPartial.Error() + ": " + e.Err.Error() }
+
+// Is makes errors.Is(err, ErrPartial) true.
+func (e *PartialError) Is(target error) bool { return target == ErrPartial }
+
+// Unwrap returns the failing calls' errors, joined.
+func (e *PartialError) Unwrap() error { return e.Err }
 
 // checkAccounts checks that creds has the host of every account asked for.
 func checkAccounts(creds Credentials, accounts []string) error {
@@ -335,25 +433,35 @@ func checkAccounts(creds Credentials, accounts []string) error {
 	return nil
 }
 
+// largest returns whichever of a and b has the larger magnitude, a on a tie.
+func largest(a, b time.Duration) time.Duration {
+	if b.Abs() > a.Abs() {
+		return b
+	}
+	return a
+}
+
 // fetchPublic makes one ECR Public GetAuthorizationToken call and decodes
-// its answer with the rules and errors of Fetch.
-func fetchPublic(ctx context.Context, api PublicAPI) (Auth, error) {
+// its answer with the rules, errors and clocks of Fetch; it also returns the
+// answer's clock skew (see Credentials.ClockSkew).
+func fetchPublic(ctx context.Context, api PublicAPI, clk clocks) (Auth, time.Duration, error) {
 	out, err := api.GetAuthorizationToken(ctx, &ecrpublic.GetAuthorizationTokenInput{})
 	if err != nil {
-		return Auth{}, fmt.Errorf("get ecr public authorization token: %w", err)
+		return Auth{}, 0, fmt.Errorf("get ecr public authorization token: %w", err)
 	}
 	if out == nil {
-		return Auth{}, fmt.Errorf("decode ecr public authorization token: %w", ErrNilOutput)
+		return Auth{}, 0, fmt.Errorf("decode ecr public authorization token: %w", ErrNilOutput)
 	}
+	_, skew := clk.received(out.ResultMetadata)
 	d := out.AuthorizationData
 	if d == nil {
-		return Auth{}, fmt.Errorf("decode ecr public authorization token: %w", ErrNoAuthorizationData)
+		return Auth{}, 0, fmt.Errorf("decode ecr public authorization token: %w", ErrNoAuthorizationData)
 	}
-	a, err := decodeAuth(d.AuthorizationToken, aws.String(PublicHost), d.ExpiresAt)
+	a, err := decodeAuth(d.AuthorizationToken, aws.String(PublicHost), d.ExpiresAt, skew)
 	if err != nil {
-		return Auth{}, fmt.Errorf("decode ecr public authorization token: %w", err)
+		return Auth{}, 0, fmt.Errorf("decode ecr public authorization token: %w", err)
 	}
-	return a, nil
+	return a, skew, nil
 }
 
 // HostRegion returns the region of a private ECR registry host, which must

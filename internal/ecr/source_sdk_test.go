@@ -3,6 +3,7 @@ package ecr_test
 import (
 	"cmp"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -243,8 +244,9 @@ func TestSourceNamesTheFailingRoleWithTheSDK(t *testing.T) {
 		t.Fatalf("NewSource: %v", err)
 	}
 	creds, err := src.Fetch(t.Context())
-	if err == nil {
-		t.Fatalf("Fetch succeeded with %v, want an error", creds)
+	var partial *ecr.PartialError
+	if !errors.As(err, &partial) || !errors.Is(err, ecr.ErrPartial) {
+		t.Fatalf("Fetch error %v, want a partial error", err)
 	}
 	for _, want := range []string{"registries 333333333333 in us-east-1 as " + role + ": get ecr authorization token: ", "AccessDenied"} {
 		if !strings.Contains(err.Error(), want) {
@@ -254,8 +256,12 @@ func TestSourceNamesTheFailingRoleWithTheSDK(t *testing.T) {
 	if strings.Contains(err.Error(), "111111111111") {
 		t.Errorf("Fetch error %q names the group that succeeded", err)
 	}
-	if len(creds.Auths) != 0 {
-		t.Errorf("Fetch returned hosts %v with its error, want none", creds.Hosts())
+	if diff := gocmp.Diff([]string{"registries 333333333333 in us-east-1 as " + role}, partial.Failed); diff != "" {
+		t.Errorf("failed calls (-want +got):\n%s", diff)
+	}
+	// The group that succeeded is served all the same.
+	if diff := gocmp.Diff([]string{"111111111111.dkr.ecr.eu-west-1.amazonaws.com"}, creds.Hosts()); diff != "" {
+		t.Errorf("hosts (-want +got):\n%s", diff)
 	}
 }
 

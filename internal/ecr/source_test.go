@@ -34,6 +34,7 @@ const (
 type groupAPI struct {
 	region, role string
 	expiresAt    time.Time
+	date         time.Time // Date header of answers; zero: none
 	err          error
 	drop         string // registry id left out of answers
 
@@ -69,6 +70,9 @@ func (g *groupAPI) GetAuthorizationToken(_ context.Context, in *ecr.GetAuthoriza
 			ExpiresAt:          aws.Time(g.expiresAt),
 		})
 	}
+	if !g.date.IsZero() {
+		out.ResultMetadata.Set(dateKey{}, g.date)
+	}
 	return out, nil
 }
 
@@ -82,6 +86,12 @@ type publicAPI struct {
 func (p *publicAPI) GetAuthorizationToken(context.Context, *ecrpublic.GetAuthorizationTokenInput, ...func(*ecrpublic.Options)) (*ecrpublic.GetAuthorizationTokenOutput, error) {
 	p.calls++
 	return p.out, p.err
+}
+
+// datedPublic gives out a Date header.
+func datedPublic(out *ecrpublic.GetAuthorizationTokenOutput, date time.Time) *ecrpublic.GetAuthorizationTokenOutput {
+	out.ResultMetadata.Set(dateKey{}, date)
+	return out
 }
 
 func publicOutput(password string, expiresAt time.Time) *ecrpublic.GetAuthorizationTokenOutput {
@@ -132,10 +142,14 @@ func (f *fakes) calls() map[string][][]string {
 }
 
 // authCmp compares Auths field by field: Format hides the password.
-var authCmp = cmp.Transformer("auth", func(a Auth) [4]any { return [4]any{a.Host, a.Username, a.Password, a.ExpiresAt} })
+var authCmp = cmp.Transformer("auth", func(a Auth) [5]any {
+	return [5]any{a.Host, a.Username, a.Password, a.ExpiresAt, a.ServerExpiresAt}
+})
 
+// auth is an Auth from an answer without a Date header: ECR's expiry is
+// also the local one.
 func auth(host, password string, expiresAt time.Time) Auth {
-	return Auth{Host: host, Username: "AWS", Password: password, ExpiresAt: expiresAt}
+	return Auth{Host: host, Username: "AWS", Password: password, ExpiresAt: expiresAt, ServerExpiresAt: expiresAt}
 }
 
 func TestSourceMakesOneCallPerRegionAndRole(t *testing.T) {
@@ -340,6 +354,104 @@ func withNow(o SourceOptions) SourceOptions {
 	return o
 }
 
+// newFakeSource is newSource at now whose answers' Date headers are read
+// from the fakes.
+func newFakeSource(t *testing.T, opts SourceOptions, f *fakes) *Source {
+	t.Helper()
+	src, err := newSource("eu-west-1", opts, f.clients())
+	if err != nil {
+		t.Fatalf("newSource: %v", err)
+	}
+	src.clk = fakeClocks(now)
+	return src
+}
+
+func TestSourceMeasuresEveryLifetimeOnTheServersClock(t *testing.T) {
+	for _, tt := range skewCases() {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakes{
+				setup:  func(g *groupAPI) { g.date, g.expiresAt = tt.date, tt.expiresAt },
+				public: &publicAPI{out: publicOutput("pw-public", tt.expiresAt)},
+			}
+			if !tt.date.IsZero() {
+				datedPublic(f.public.out, tt.date)
+			}
+			src := newFakeSource(t, SourceOptions{
+				Registries: []Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "222222222222", Region: "us-east-1", RoleARN: roleA}},
+				ExtraHosts: []string{"333333333333.dkr.ecr.us-east-1.amazonaws.com"},
+				Public:     true,
+			}, f)
+			got, err := src.Fetch(t.Context())
+			if err != nil {
+				t.Fatalf("Fetch: %v", err)
+			}
+			local := now.Add(tt.wantLifetime)
+			at := func(host, password string) Auth {
+				return Auth{Host: host, Username: "AWS", Password: password, ExpiresAt: local, ServerExpiresAt: tt.expiresAt}
+			}
+			want := Credentials{
+				Auths: []Auth{
+					at("111111111111.dkr.ecr.eu-west-1.amazonaws.com", "pw-eu-west-1-"),
+					at("222222222222.dkr.ecr.us-east-1.amazonaws.com", "pw-us-east-1-"+roleA),
+					at("333333333333.dkr.ecr.us-east-1.amazonaws.com", "pw-us-east-1-"+roleA),
+					at(PublicHost, "pw-public"),
+				},
+				ExpiresAt: local,
+				FetchedAt: now,
+				ClockSkew: tt.wantSkew,
+			}
+			if diff := cmp.Diff(want, got, authCmp); diff != "" {
+				t.Errorf("credentials (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSourceClockSkewIsTheLargestOfItsAnswers(t *testing.T) {
+	dates := map[string]time.Time{"eu-west-1": now.Add(-7 * time.Hour), "us-east-1": now.Add(13 * time.Hour)}
+	tests := []struct {
+		name       string
+		publicDate time.Time
+		want       time.Duration
+	}{
+		{name: "The answer furthest behind gives the skew", publicDate: now.Add(-time.Hour), want: -13 * time.Hour},
+		{name: "ECR Public's answer counts too", publicDate: now.Add(-24 * time.Hour), want: 24 * time.Hour},
+		{name: "An answer without a Date header does not count", want: -13 * time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A 12 h token from every answer, Date header or not.
+			public := publicOutput("pw-public", now.Add(12*time.Hour))
+			if !tt.publicDate.IsZero() {
+				public = datedPublic(publicOutput("pw-public", tt.publicDate.Add(12*time.Hour)), tt.publicDate)
+			}
+			f := &fakes{
+				setup: func(g *groupAPI) {
+					g.date = dates[g.region]
+					g.expiresAt = g.date.Add(12 * time.Hour)
+				},
+				public: &publicAPI{out: public},
+			}
+			src := newFakeSource(t, SourceOptions{
+				Registries: []Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "222222222222", Region: "us-east-1"}},
+				Public:     true,
+			}, f)
+			got, err := src.Fetch(t.Context())
+			if err != nil {
+				t.Fatalf("Fetch: %v", err)
+			}
+			if got.ClockSkew != tt.want {
+				t.Errorf("ClockSkew %v, want %v", got.ClockSkew, tt.want)
+			}
+			for _, a := range got.Auths {
+				if !a.ExpiresAt.Equal(now.Add(12 * time.Hour)) {
+					t.Errorf("%s expires %v on the local clock, want 12 h after receipt", a.Host, a.ExpiresAt)
+				}
+			}
+		})
+	}
+}
+
 func TestSourceEverySecondFetchCallsAgain(t *testing.T) {
 	f := &fakes{}
 	src, err := newSource("", withNow(SourceOptions{Registries: []Registry{
@@ -367,7 +479,7 @@ func TestSourceEverySecondFetchCallsAgain(t *testing.T) {
 	}
 }
 
-func TestSourceFailsWholeWhenOneCallFails(t *testing.T) {
+func TestSourceNamesEveryFailingCall(t *testing.T) {
 	boom := &types.ServerException{Message: aws.String("boom")}
 	twoGroups := []Registry{
 		{AccountID: "111111111111", Region: "eu-west-1"},
@@ -386,71 +498,90 @@ func TestSourceFailsWholeWhenOneCallFails(t *testing.T) {
 		setup  func(*groupAPI)
 		public *publicAPI
 		wantIs error
-		// wantErr is the whole error message.
+		// wantErr is the whole error message of the failing calls.
 		wantErr string
+		// wantFailed are the names a partial error gives; nil: every call
+		// failed, a plain error.
+		wantFailed []string
 	}{
 		{
-			name:    "A group whose call fails fails the fetch and is named by accounts, region and role",
-			opts:    SourceOptions{Registries: twoGroups},
-			setup:   failIn("us-east-1", func(g *groupAPI) { g.err = boom }),
-			wantIs:  boom,
-			wantErr: "registries 222222222222 in us-east-1 as " + roleA + ": get ecr authorization token: ServerException: boom",
+			name:       "A group whose call fails is named by accounts, region and role",
+			opts:       SourceOptions{Registries: twoGroups},
+			setup:      failIn("us-east-1", func(g *groupAPI) { g.err = boom }),
+			wantIs:     boom,
+			wantErr:    "registries 222222222222 in us-east-1 as " + roleA + ": get ecr authorization token: ServerException: boom",
+			wantFailed: []string{"registries 222222222222 in us-east-1 as " + roleA},
 		},
 		{
-			name:    "Every failing group is reported",
+			name:    "Every failing group is reported, and all failing is a plain error",
 			opts:    SourceOptions{Registries: twoGroups},
 			setup:   func(g *groupAPI) { g.err = boom },
 			wantIs:  boom,
 			wantErr: "registries 111111111111 in eu-west-1: get ecr authorization token: ServerException: boom\nregistries 222222222222 in us-east-1 as " + roleA + ": get ecr authorization token: ServerException: boom",
 		},
 		{
-			name:    "An answer without a registry asked for fails the fetch",
-			opts:    SourceOptions{Registries: append(twoGroups, Registry{AccountID: "333333333333", Region: "eu-west-1"})},
-			setup:   failIn("eu-west-1", func(g *groupAPI) { g.drop = "333333333333" }),
-			wantIs:  ErrMissingRegistry,
-			wantErr: "registries 111111111111,333333333333 in eu-west-1: decode ecr authorization token: no authorization data for a requested registry: 333333333333",
+			name:       "An answer without a registry asked for fails its call",
+			opts:       SourceOptions{Registries: append(twoGroups, Registry{AccountID: "333333333333", Region: "eu-west-1"})},
+			setup:      failIn("eu-west-1", func(g *groupAPI) { g.drop = "333333333333" }),
+			wantIs:     ErrMissingRegistry,
+			wantErr:    "registries 111111111111,333333333333 in eu-west-1: decode ecr authorization token: no authorization data for a requested registry: 333333333333",
+			wantFailed: []string{"registries 111111111111,333333333333 in eu-west-1"},
 		},
 		{
-			name:    "The default registry failing fails the fetch when ECR Public is on",
+			name:       "The default registry failing is named when ECR Public is on",
+			opts:       SourceOptions{Public: true},
+			setup:      func(g *groupAPI) { g.err = boom },
+			wantIs:     boom,
+			wantErr:    "default registry in eu-west-1: get ecr authorization token: ServerException: boom",
+			wantFailed: []string{"default registry in eu-west-1"},
+		},
+		{
+			name:       "ECR Public failing is named",
+			opts:       SourceOptions{Registries: twoGroups, Public: true},
+			public:     &publicAPI{err: boom},
+			wantIs:     boom,
+			wantErr:    "ecr public in us-east-1: get ecr public authorization token: ServerException: boom",
+			wantFailed: []string{"ecr public in us-east-1"},
+		},
+		{
+			name:    "Every call failing, ECR Public's included, is a plain error",
 			opts:    SourceOptions{Public: true},
 			setup:   func(g *groupAPI) { g.err = boom },
-			wantIs:  boom,
-			wantErr: "default registry in eu-west-1: get ecr authorization token: ServerException: boom",
-		},
-		{
-			name:    "ECR Public failing fails the fetch",
-			opts:    SourceOptions{Registries: twoGroups, Public: true},
 			public:  &publicAPI{err: boom},
 			wantIs:  boom,
-			wantErr: "ecr public in us-east-1: get ecr public authorization token: ServerException: boom",
+			wantErr: "default registry in eu-west-1: get ecr authorization token: ServerException: boom\necr public in us-east-1: get ecr public authorization token: ServerException: boom",
 		},
 		{
-			name:    "A nil ECR Public answer is rejected",
-			opts:    SourceOptions{Public: true},
-			public:  &publicAPI{},
-			wantIs:  ErrNilOutput,
-			wantErr: "ecr public in us-east-1: decode ecr public authorization token: nil output",
+			name:       "A nil ECR Public answer is rejected",
+			opts:       SourceOptions{Public: true},
+			public:     &publicAPI{},
+			wantIs:     ErrNilOutput,
+			wantErr:    "ecr public in us-east-1: decode ecr public authorization token: nil output",
+			wantFailed: []string{"ecr public in us-east-1"},
 		},
 		{
-			name:    "An ECR Public answer without authorization data is rejected",
-			opts:    SourceOptions{Public: true},
-			public:  &publicAPI{out: &ecrpublic.GetAuthorizationTokenOutput{}},
-			wantIs:  ErrNoAuthorizationData,
-			wantErr: "ecr public in us-east-1: decode ecr public authorization token: no authorization data",
+			name:       "An ECR Public answer without authorization data is rejected",
+			opts:       SourceOptions{Public: true},
+			public:     &publicAPI{out: &ecrpublic.GetAuthorizationTokenOutput{}},
+			wantIs:     ErrNoAuthorizationData,
+			wantErr:    "ecr public in us-east-1: decode ecr public authorization token: no authorization data",
+			wantFailed: []string{"ecr public in us-east-1"},
 		},
 		{
-			name:    "An ECR Public token that is not user:password is rejected without quoting it",
-			opts:    SourceOptions{Public: true},
-			public:  &publicAPI{out: &ecrpublic.GetAuthorizationTokenOutput{AuthorizationData: &publictypes.AuthorizationData{AuthorizationToken: b64(secret), ExpiresAt: &expiry}}},
-			wantIs:  ErrTokenFormat,
-			wantErr: "ecr public in us-east-1: decode ecr public authorization token: decoded authorization token is not user:password",
+			name:       "An ECR Public token that is not user:password is rejected without quoting it",
+			opts:       SourceOptions{Public: true},
+			public:     &publicAPI{out: &ecrpublic.GetAuthorizationTokenOutput{AuthorizationData: &publictypes.AuthorizationData{AuthorizationToken: b64(secret), ExpiresAt: &expiry}}},
+			wantIs:     ErrTokenFormat,
+			wantErr:    "ecr public in us-east-1: decode ecr public authorization token: decoded authorization token is not user:password",
+			wantFailed: []string{"ecr public in us-east-1"},
 		},
 		{
-			name:    "An ECR Public answer without expiry is rejected",
-			opts:    SourceOptions{Public: true},
-			public:  &publicAPI{out: &ecrpublic.GetAuthorizationTokenOutput{AuthorizationData: &publictypes.AuthorizationData{AuthorizationToken: &goodToken}}},
-			wantIs:  ErrNoExpiry,
-			wantErr: "ecr public in us-east-1: decode ecr public authorization token: nil or zero expiry",
+			name:       "An ECR Public answer without expiry is rejected",
+			opts:       SourceOptions{Public: true},
+			public:     &publicAPI{out: &ecrpublic.GetAuthorizationTokenOutput{AuthorizationData: &publictypes.AuthorizationData{AuthorizationToken: &goodToken}}},
+			wantIs:     ErrNoExpiry,
+			wantErr:    "ecr public in us-east-1: decode ecr public authorization token: nil or zero expiry",
+			wantFailed: []string{"ecr public in us-east-1"},
 		},
 		{
 			name:    "Without registries, extra hosts or ECR Public errors are exactly a Fetcher's",
@@ -471,14 +602,31 @@ func TestSourceFailsWholeWhenOneCallFails(t *testing.T) {
 			if !errors.Is(err, tt.wantIs) {
 				t.Fatalf("Fetch error = %v, want %v", err, tt.wantIs)
 			}
-			if err.Error() != tt.wantErr {
-				t.Errorf("Fetch error =\n%s\nwant\n%s", err, tt.wantErr)
+			wantErr := tt.wantErr
+			if tt.wantFailed != nil {
+				wantErr = "partial ecr fetch: " + wantErr
+			}
+			if err.Error() != wantErr {
+				t.Errorf("Fetch error =\n%s\nwant\n%s", err, wantErr)
 			}
 			if strings.Contains(err.Error(), "pw-") || strings.Contains(err.Error(), secret) {
 				t.Errorf("error %q leaks a password", err)
 			}
-			if diff := cmp.Diff(Credentials{}, got); diff != "" {
-				t.Errorf("credentials on error (-want +got):\n%s", diff)
+			var partial *PartialError
+			if isPartial := errors.As(err, &partial); isPartial != (tt.wantFailed != nil) || errors.Is(err, ErrPartial) != isPartial {
+				t.Fatalf("Fetch error %v: partial %v, want %v", err, isPartial, tt.wantFailed != nil)
+			}
+			if tt.wantFailed == nil {
+				if diff := cmp.Diff(Credentials{}, got); diff != "" {
+					t.Errorf("credentials on a plain error (-want +got):\n%s", diff)
+				}
+				return
+			}
+			if diff := cmp.Diff(tt.wantFailed, partial.Failed); diff != "" {
+				t.Errorf("failed calls (-want +got):\n%s", diff)
+			}
+			if len(got.Auths) == 0 {
+				t.Errorf("partial fetch returned no credentials")
 			}
 		})
 	}
@@ -630,4 +778,188 @@ func TestHostRegion(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestSourceKeepsAFailingCallsLastGoodAuthsUntilTheyExpire(t *testing.T) {
+	const (
+		euHost    = "111111111111.dkr.ecr.eu-west-1.amazonaws.com"
+		usHost    = "222222222222.dkr.ecr.us-east-1.amazonaws.com"
+		extraHost = "333333333333.dkr.ecr.us-east-1.amazonaws.com"
+		euPW      = "pw-eu-west-1-"
+		usPW      = "pw-us-east-1-" + roleA
+		usName    = "registries 222222222222 in us-east-1 as " + roleA
+	)
+	boom := &types.ServerException{Message: aws.String("boom")}
+	// Every answer is a token that lives 12 h from the step's time.
+	fresh := func(at time.Duration, host, pw string) Auth { return auth(host, pw, now.Add(at+12*time.Hour)) }
+	type step struct {
+		// at is the local time of the fetch, after now.
+		at time.Duration
+		// fail are the calls failing at this step: a region or "public".
+		fail []string
+		// wantAuths are the credentials returned.
+		wantAuths []Auth
+		// wantFailed and wantKept are those of the partial error; nil
+		// wantFailed with wantAuths is success, without a plain error.
+		wantFailed, wantKept []string
+	}
+	tests := []struct {
+		name   string
+		public bool
+		steps  []step
+	}{
+		{
+			name: "One of two groups failing keeps the other fresh and the failing one's last good entry, its extra host with it",
+			steps: []step{
+				{at: 0, wantAuths: []Auth{fresh(0, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW)}},
+				{
+					at: time.Hour, fail: []string{"us-east-1"},
+					wantAuths:  []Auth{fresh(time.Hour, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW)},
+					wantFailed: []string{usName}, wantKept: []string{usHost, extraHost},
+				},
+			},
+		},
+		{
+			name: "The failing group's entry disappears at its own expiry and does not come back",
+			steps: []step{
+				{at: 0, wantAuths: []Auth{fresh(0, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW)}},
+				{
+					at: 12*time.Hour - time.Second, fail: []string{"us-east-1"},
+					wantAuths:  []Auth{fresh(12*time.Hour-time.Second, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW)},
+					wantFailed: []string{usName}, wantKept: []string{usHost, extraHost},
+				},
+				{
+					at: 12 * time.Hour, fail: []string{"us-east-1"},
+					wantAuths:  []Auth{fresh(12*time.Hour, euHost, euPW)},
+					wantFailed: []string{usName},
+				},
+				{
+					at: 13 * time.Hour, fail: []string{"us-east-1"},
+					wantAuths:  []Auth{fresh(13*time.Hour, euHost, euPW)},
+					wantFailed: []string{usName},
+				},
+			},
+		},
+		{
+			name:   "ECR Public failing alone keeps the private registries fresh and its own last good entry",
+			public: true,
+			steps: []step{
+				{at: 0, wantAuths: []Auth{fresh(0, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW), fresh(0, PublicHost, "pw-public")}},
+				{
+					at: 2 * time.Hour, fail: []string{"public"},
+					wantAuths: []Auth{
+						fresh(2*time.Hour, euHost, euPW), fresh(2*time.Hour, usHost, usPW), fresh(2*time.Hour, extraHost, usPW), fresh(0, PublicHost, "pw-public"),
+					},
+					wantFailed: []string{"ecr public in us-east-1"}, wantKept: []string{PublicHost},
+				},
+			},
+		},
+		{
+			name:   "Recovery clears the partial error and serves fresh entries",
+			public: true,
+			steps: []step{
+				{at: 0, wantAuths: []Auth{fresh(0, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW), fresh(0, PublicHost, "pw-public")}},
+				{
+					at: time.Hour, fail: []string{"us-east-1", "public"},
+					wantAuths:  []Auth{fresh(time.Hour, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW), fresh(0, PublicHost, "pw-public")},
+					wantFailed: []string{usName, "ecr public in us-east-1"}, wantKept: []string{usHost, extraHost, PublicHost},
+				},
+				{at: 2 * time.Hour, wantAuths: []Auth{fresh(2*time.Hour, euHost, euPW), fresh(2*time.Hour, usHost, usPW), fresh(2*time.Hour, extraHost, usPW), fresh(2*time.Hour, PublicHost, "pw-public")}},
+			},
+		},
+		{
+			name: "A group that never answered has no entry",
+			steps: []step{
+				{at: 0, fail: []string{"us-east-1"}, wantAuths: []Auth{fresh(0, euHost, euPW)}, wantFailed: []string{usName}},
+			},
+		},
+		{
+			name: "Every call failing is a plain error, last good entries or not",
+			steps: []step{
+				{at: 0, wantAuths: []Auth{fresh(0, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW)}},
+				{at: time.Hour, fail: []string{"eu-west-1", "us-east-1"}},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakes{public: &publicAPI{}}
+			src := newFakeSource(t, SourceOptions{
+				Registries: []Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "222222222222", Region: "us-east-1", RoleARN: roleA}},
+				ExtraHosts: []string{extraHost},
+				Public:     tt.public,
+			}, f)
+			for i, st := range tt.steps {
+				clock := now.Add(st.at)
+				src.clk.now = func() time.Time { return clock }
+				for _, g := range f.groups {
+					g.expiresAt, g.err = clock.Add(12*time.Hour), nil
+					if slices.Contains(st.fail, g.region) {
+						g.err = boom
+					}
+				}
+				f.public.out, f.public.err = publicOutput("pw-public", clock.Add(12*time.Hour)), nil
+				if slices.Contains(st.fail, "public") {
+					f.public.out, f.public.err = nil, boom
+				}
+
+				got, err := src.Fetch(t.Context())
+				var partial *PartialError
+				switch {
+				case st.wantAuths == nil:
+					if err == nil || errors.Is(err, ErrPartial) || errors.As(err, &partial) {
+						t.Fatalf("step %d: Fetch error %v, want a plain error", i, err)
+					}
+				case st.wantFailed == nil:
+					if err != nil {
+						t.Fatalf("step %d: Fetch: %v", i, err)
+					}
+				default:
+					if !errors.Is(err, ErrPartial) || !errors.As(err, &partial) || !errors.Is(err, boom) {
+						t.Fatalf("step %d: Fetch error %v, want a partial error wrapping the failure", i, err)
+					}
+					if diff := cmp.Diff(st.wantFailed, partial.Failed); diff != "" {
+						t.Errorf("step %d: failed calls (-want +got):\n%s", i, diff)
+					}
+					if diff := cmp.Diff(st.wantKept, partial.Kept); diff != "" {
+						t.Errorf("step %d: kept hosts (-want +got):\n%s", i, diff)
+					}
+				}
+				want := Credentials{Auths: st.wantAuths}
+				if st.wantAuths != nil {
+					want.FetchedAt = clock
+				}
+				for _, a := range st.wantAuths {
+					if want.ExpiresAt.IsZero() || a.ExpiresAt.Before(want.ExpiresAt) {
+						want.ExpiresAt = a.ExpiresAt
+					}
+				}
+				if diff := cmp.Diff(want, got, authCmp); diff != "" {
+					t.Errorf("step %d: credentials (-want +got):\n%s", i, diff)
+				}
+			}
+		})
+	}
+}
+
+func TestSourceFetchIsSafeForConcurrentUse(t *testing.T) {
+	f := &fakes{}
+	src := newFakeSource(t, SourceOptions{Registries: []Registry{
+		{AccountID: "111111111111", Region: "eu-west-1"},
+		{AccountID: "222222222222", Region: "us-east-1"},
+	}}, f)
+	if _, err := src.Fetch(t.Context()); err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	f.groups[[2]string{"us-east-1", ""}].err = &types.ServerException{Message: aws.String("boom")}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			creds, err := src.Fetch(t.Context())
+			if !errors.Is(err, ErrPartial) || len(creds.Auths) != 2 {
+				t.Errorf("Fetch = %v, %v; want both hosts and a partial error", creds, err)
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -1,5 +1,5 @@
-// Package ecrserver owns a local ECR-compatible HTTP endpoint for tests, the demo and
-// benchmarks: GetAuthorizationToken over AWS JSON 1.1 with switchable latency, failures and lifetime.
+// Package ecrserver owns a local ECR-compatible HTTP endpoint for tests, the demo and benchmarks:
+// GetAuthorizationToken over AWS JSON 1.1 with switchable latency, failures, lifetime and clock skew.
 package ecrserver
 
 import (
@@ -42,7 +42,9 @@ const MaxRegistryIDs = 10
 
 // ControlPath is the path of the control endpoint: GET returns the server's
 // state as JSON; POST applies the form values failure, latency, lifetime,
-// account and region, then returns the new state.
+// clock_skew, account and region, then returns the new state. lifetime and
+// clock_skew take any duration (negative included), latency a
+// non-negative one.
 const ControlPath = "/_control"
 
 const contentType = "application/x-amz-json-1.1"
@@ -131,8 +133,16 @@ type Request struct {
 // Option configures a Server at start.
 type Option func(*Server)
 
-// WithLifetime sets the token lifetime (default DefaultLifetime).
+// WithLifetime sets the token lifetime (default DefaultLifetime): the
+// expiresAt of a token is its answer's Date plus d. Zero or negative issues
+// tokens already expired by the server's own clock.
 func WithLifetime(d time.Duration) Option { return func(s *Server) { s.lifetime = d } }
+
+// WithClockSkew runs the server's clock d ahead of its now (negative: behind),
+// as an endpoint whose clock is off would: the Date header of every answer
+// and the expiresAt of every token are both skewed by d, so a token's
+// lifetime on the server's own clock stays the configured one.
+func WithClockSkew(d time.Duration) Option { return func(s *Server) { s.skew = d } }
 
 // WithLatency delays every API answer by d.
 func WithLatency(d time.Duration) Option { return func(s *Server) { s.latency = d } }
@@ -147,7 +157,9 @@ func WithAccount(id string) Option { return func(s *Server) { s.account = id } }
 // request's signing region, or DefaultRegion for unsigned requests.
 func WithRegion(r string) Option { return func(s *Server) { s.region = r } }
 
-// WithNow sets the clock used for expiresAt (default time.Now).
+// WithNow sets the clock (default time.Now) that, plus the clock skew,
+// stamps the Date header and expiresAt of token answers. It is read once per
+// token issued; error answers are dated by time.Now plus the clock skew.
 func WithNow(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
 // WithLogger logs one line per API request; tokens are never logged.
@@ -170,6 +182,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	lifetime  time.Duration
+	skew      time.Duration
 	latency   time.Duration
 	failure   Failure
 	account   string
@@ -241,8 +254,13 @@ func (s *Server) Close() {
 	})
 }
 
-// SetLifetime sets the lifetime of the tokens issued from now on.
+// SetLifetime sets the lifetime of the tokens issued from now on; zero or
+// negative issues tokens already expired by the server's own clock.
 func (s *Server) SetLifetime(d time.Duration) { s.mu.Lock(); s.lifetime = d; s.mu.Unlock() }
+
+// SetClockSkew sets how far the server's clock runs ahead of its now
+// (negative: behind), as WithClockSkew.
+func (s *Server) SetClockSkew(d time.Duration) { s.mu.Lock(); s.skew = d; s.mu.Unlock() }
 
 // SetLatency sets the delay before every API answer.
 func (s *Server) SetLatency(d time.Duration) { s.mu.Lock(); s.latency = d; s.mu.Unlock() }
@@ -290,15 +308,15 @@ func (s *Server) Requests() []Request {
 }
 
 type state struct {
-	lifetime, latency time.Duration
-	failure           Failure
-	account, region   string
+	lifetime, skew, latency time.Duration
+	failure                 Failure
+	account, region         string
 }
 
 func (s *Server) state() state {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return state{lifetime: s.lifetime, latency: s.latency, failure: s.failure, account: s.account, region: s.region}
+	return state{lifetime: s.lifetime, skew: s.skew, latency: s.latency, failure: s.failure, account: s.account, region: s.region}
 }
 
 // ServeHTTP implements the API on POST / and the control endpoint on ControlPath.
@@ -369,6 +387,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, n int64) int {
 		return writeError(w, http.StatusBadRequest, "SerializationException", "request body is not a JSON object")
 	}
 
+	if st.skew != 0 {
+		// Error answers are dated too: the SDK reads every answer's Date.
+		w.Header().Set("Date", httpDate(time.Now().Add(st.skew)))
+	}
 	switch st.failure {
 	case FailureServerError:
 		return writeError(w, http.StatusInternalServerError, "ServerException", "injected server error")
@@ -400,7 +422,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, n int64) int {
 	s.passwords = append(s.passwords, password)
 	s.mu.Unlock()
 	token := base64.StdEncoding.EncodeToString([]byte("AWS:" + password))
-	expiresAt := epochSeconds(s.now().Add(st.lifetime))
+	// The server's clock: one reading dates the answer and the token.
+	serverNow := s.now().Add(st.skew)
+	w.Header().Set("Date", httpDate(serverNow))
+	expiresAt := epochSeconds(serverNow.Add(st.lifetime))
 
 	if req.Target == TargetPublicGetAuthorizationToken {
 		return writeJSON(w, http.StatusOK, map[string]any{
@@ -437,6 +462,9 @@ type authData struct {
 
 // epochSeconds renders t as ECR does: seconds since the epoch with milliseconds.
 func epochSeconds(t time.Time) float64 { return float64(t.UnixMilli()) / 1000 }
+
+// httpDate renders t as an HTTP Date header, to the second, as net/http does.
+func httpDate(t time.Time) string { return t.UTC().Format(http.TimeFormat) }
 
 // parseAuthorization reports whether h is a SigV4 Authorization header and
 // returns the access key and region of its credential scope
@@ -486,8 +514,10 @@ type State struct {
 	Failure  string `json:"failure"`
 	Latency  string `json:"latency"`
 	Lifetime string `json:"lifetime"`
-	Account  string `json:"account"`
-	Region   string `json:"region"`
+	// ClockSkew is how far the server's clock runs ahead of its now.
+	ClockSkew string `json:"clock_skew"`
+	Account   string `json:"account"`
+	Region    string `json:"region"`
 }
 
 func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
@@ -504,12 +534,13 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 	}
 	st := s.state()
 	b, _ := json.Marshal(State{
-		Calls:    s.Calls(),
-		Failure:  st.failure.String(),
-		Latency:  st.latency.String(),
-		Lifetime: st.lifetime.String(),
-		Account:  st.account,
-		Region:   st.region,
+		Calls:     s.Calls(),
+		Failure:   st.failure.String(),
+		Latency:   st.latency.String(),
+		Lifetime:  st.lifetime.String(),
+		ClockSkew: st.skew.String(),
+		Account:   st.account,
+		Region:    st.region,
 	})
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(append(b, '\n'))
@@ -528,20 +559,23 @@ func (s *Server) applyControl(r *http.Request) error {
 		}
 		apply = append(apply, func() { s.SetFailure(f) })
 	}
-	for _, key := range []string{"latency", "lifetime"} {
-		v, ok := r.Form[key]
+	for _, field := range []struct {
+		key         string
+		nonNegative bool
+		set         func(time.Duration)
+	}{{"latency", true, s.SetLatency}, {"lifetime", false, s.SetLifetime}, {"clock_skew", false, s.SetClockSkew}} {
+		v, ok := r.Form[field.key]
 		if !ok {
 			continue
 		}
 		d, err := time.ParseDuration(v[0])
-		if err != nil || d < 0 {
-			return errors.Join(fmt.Errorf("parse %s %q: want a non-negative duration", key, v[0]), err)
+		switch {
+		case field.nonNegative && (err != nil || d < 0):
+			return errors.Join(fmt.Errorf("parse %s %q: want a non-negative duration", field.key, v[0]), err)
+		case err != nil:
+			return fmt.Errorf("parse %s %q: want a duration: %w", field.key, v[0], err)
 		}
-		if key == "latency" {
-			apply = append(apply, func() { s.SetLatency(d) })
-		} else {
-			apply = append(apply, func() { s.SetLifetime(d) })
-		}
+		apply = append(apply, func() { field.set(d) })
 	}
 	if v, ok := r.Form["account"]; ok {
 		if !registryIDPattern.MatchString(v[0]) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
@@ -467,8 +468,8 @@ func TestControlEndpoint(t *testing.T) {
 		return resp.StatusCode, st
 	}
 
-	status, st := postForm(url.Values{"failure": {"throttling"}, "latency": {"10ms"}, "lifetime": {"2m"}, "region": {"eu-north-1"}})
-	want := ecrserver.State{Failure: "throttling", Latency: "10ms", Lifetime: "2m0s", Account: ecrserver.DefaultAccount, Region: "eu-north-1"}
+	status, st := postForm(url.Values{"failure": {"throttling"}, "latency": {"10ms"}, "lifetime": {"-2m"}, "clock_skew": {"-24h"}, "region": {"eu-north-1"}})
+	want := ecrserver.State{Failure: "throttling", Latency: "10ms", Lifetime: "-2m0s", ClockSkew: "-24h0m0s", Account: ecrserver.DefaultAccount, Region: "eu-north-1"}
 	if status != http.StatusOK {
 		t.Fatalf("status %d", status)
 	}
@@ -477,8 +478,15 @@ func TestControlEndpoint(t *testing.T) {
 	}
 
 	// One bad value applies nothing.
-	if status, _ := postForm(url.Values{"failure": {"none"}, "latency": {"soon"}}); status != http.StatusBadRequest {
-		t.Errorf("bad latency: status %d, want 400", status)
+	for _, bad := range []url.Values{
+		{"failure": {"none"}, "latency": {"soon"}},
+		{"failure": {"none"}, "latency": {"-1s"}},
+		{"failure": {"none"}, "clock_skew": {"later"}},
+		{"failure": {"none"}, "lifetime": {"long"}},
+	} {
+		if status, _ := postForm(bad); status != http.StatusBadRequest {
+			t.Errorf("post %v: status %d, want 400", bad, status)
+		}
 	}
 	resp, err := http.Get(srv.URL + ecrserver.ControlPath)
 	if err != nil {
@@ -506,5 +514,107 @@ func TestParseFailure(t *testing.T) {
 	}
 	if _, err := ecrserver.ParseFailure("flaky"); err == nil {
 		t.Error(`ParseFailure("flaky") succeeded, want an error`)
+	}
+}
+
+func TestClockSkewAndLifetimeOnTheServersOwnClock(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) // whole seconds: Date has no more
+	tests := []struct {
+		name     string
+		lifetime time.Duration
+		skew     time.Duration
+		// wantDate and wantExpiry are the answer's Date header and token expiry.
+		wantDate, wantExpiry time.Time
+	}{
+		{
+			name:     "Without skew the Date header is the server's now and the token lives its lifetime",
+			lifetime: 12 * time.Hour, wantDate: now, wantExpiry: now.Add(12 * time.Hour),
+		},
+		{
+			name:     "A positive skew moves the Date header and the expiry ahead together",
+			lifetime: 12 * time.Hour, skew: 13 * time.Hour, wantDate: now.Add(13 * time.Hour), wantExpiry: now.Add(25 * time.Hour),
+		},
+		{
+			name:     "A negative skew moves the Date header and the expiry behind together",
+			lifetime: 12 * time.Hour, skew: -24 * time.Hour, wantDate: now.Add(-24 * time.Hour), wantExpiry: now.Add(-12 * time.Hour),
+		},
+		{
+			name:     "A negative lifetime issues a token already expired by the server's own clock",
+			lifetime: -time.Hour, skew: 7 * time.Hour, wantDate: now.Add(7 * time.Hour), wantExpiry: now.Add(6 * time.Hour),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, target := range []string{ecrserver.TargetGetAuthorizationToken, ecrserver.TargetPublicGetAuthorizationToken} {
+				srv := start(t, ecrserver.WithNow(func() time.Time { return now }),
+					ecrserver.WithLifetime(tt.lifetime), ecrserver.WithClockSkew(tt.skew))
+				resp, body := post(t, srv, target, fakeSignature, "{}")
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("%s: status %d: %s", target, resp.StatusCode, body)
+				}
+				date, err := http.ParseTime(resp.Header.Get("Date"))
+				if err != nil || !date.Equal(tt.wantDate) {
+					t.Errorf("%s: Date %q (%v), want %v", target, resp.Header.Get("Date"), err, tt.wantDate)
+				}
+				if got := expiresAt(t, body); !got.Equal(tt.wantExpiry) {
+					t.Errorf("%s: expiresAt %v, want %v", target, got, tt.wantExpiry)
+				}
+			}
+		})
+	}
+}
+
+// expiresAt returns the expiry of the (first) token of an answer, private
+// or public.
+func expiresAt(t *testing.T, body []byte) time.Time {
+	t.Helper()
+	var out struct {
+		AuthorizationData json.RawMessage `json:"authorizationData"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil {
+		t.Fatalf("decode %s: %v", body, err)
+	}
+	var data struct {
+		ExpiresAt float64 `json:"expiresAt"`
+	}
+	var list []json.RawMessage
+	raw := out.AuthorizationData
+	if json.Unmarshal(raw, &list) == nil && len(list) > 0 {
+		raw = list[0]
+	}
+	if err := json.Unmarshal(raw, &data); err != nil {
+		t.Fatalf("decode %s: %v", raw, err)
+	}
+	return time.UnixMilli(int64(data.ExpiresAt * 1000)).UTC()
+}
+
+func TestTheSDKSeesTheSkewedDateHeader(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	srv := start(t, ecrserver.WithNow(func() time.Time { return now }))
+	srv.SetClockSkew(-13 * time.Hour)
+	out, err := newClient(srv, 1, 5*time.Second).GetAuthorizationToken(t.Context(), nil)
+	if err != nil {
+		t.Fatalf("GetAuthorizationToken: %v", err)
+	}
+	date, ok := awsmiddleware.GetServerTime(out.ResultMetadata)
+	if want := now.Add(-13 * time.Hour); !ok || !date.Equal(want) {
+		t.Errorf("server time %v (%v), want %v", date, ok, want)
+	}
+	if got, want := decode(t, out)[0].ExpiresAt, now.Add(-13*time.Hour+ecrserver.DefaultLifetime); !got.Equal(want) {
+		t.Errorf("expiresAt %v, want %v", got, want)
+	}
+}
+
+func TestErrorAnswersAreDatedOnTheSkewedClock(t *testing.T) {
+	srv := start(t, ecrserver.WithFailure(ecrserver.FailureThrottling), ecrserver.WithClockSkew(24*time.Hour))
+	before := time.Now().Add(24 * time.Hour).Truncate(time.Second)
+	resp, _ := post(t, srv, ecrserver.TargetGetAuthorizationToken, fakeSignature, "{}")
+	after := time.Now().Add(24 * time.Hour)
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("status %d, want 400", resp.StatusCode)
+	}
+	date, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil || date.Before(before) || date.After(after) {
+		t.Errorf("Date %q (%v), want between %v and %v", resp.Header.Get("Date"), err, before, after)
 	}
 }
