@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,18 +28,34 @@ type LeaderConfig struct {
 }
 
 // RunLeaderElection campaigns for the Lease until ctx ends. lead runs while this
-// replica leads, with a context cancelled when leadership is lost. It returns
-// true if leadership was lost while ctx was still live (the caller should exit
-// non-zero and restart clean); on ctx cancellation the Lease is released
-// (ReleaseOnCancel) so another replica takes over at once.
+// replica leads, with a context cancelled when ctx ends or leadership is lost.
+// It returns true if leadership was lost while ctx was still live (the caller
+// should exit non-zero and restart clean).
+//
+// When ctx ends, the Lease is released (ReleaseOnCancel) so another replica
+// takes over at once, but only after lead has returned: until then this
+// replica keeps renewing, so a new leader never starts while this one still
+// writes. lead must return promptly once its context ends.
+//
+// cfg.Watchdog, if set, is armed with this elector (client-go arms it only in
+// RunOrDie), so that its Check fails once this replica leads but has not
+// renewed the Lease for longer than the lease duration plus its slack.
 func RunLeaderElection(ctx context.Context, client kubernetes.Interface, cfg LeaderConfig, log *slog.Logger, lead func(ctx context.Context)) (lost bool, err error) {
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metaFor(cfg.Namespace, cfg.Name),
 		Client:     client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: cfg.Identity},
 	}
-	// led is set by OnStartedLeading, which client-go runs in its own goroutine.
-	var led atomic.Bool
+	// The elector runs on its own context, ended once ctx has ended and lead
+	// (if it started) has returned.
+	electCtx, stopElecting := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopElecting()
+	var (
+		mu       sync.Mutex
+		started  bool // lead was called
+		leadDone = make(chan struct{})
+		led      atomic.Bool // for OnStoppedLeading's log only
+	)
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   cfg.LeaseDuration,
@@ -48,10 +65,23 @@ func RunLeaderElection(ctx context.Context, client kubernetes.Interface, cfg Lea
 		Name:            cfg.Name,
 		WatchDog:        cfg.Watchdog,
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
+			// client-go runs this in its own goroutine; electedCtx ends when
+			// leadership is lost.
+			OnStartedLeading: func(electedCtx context.Context) {
+				mu.Lock()
+				if ctx.Err() != nil {
+					mu.Unlock()
+					return // stopping already: never start writing
+				}
+				started = true
+				mu.Unlock()
+				defer close(leadDone)
+				leadCtx, cancel := context.WithCancel(electedCtx)
+				defer cancel()
+				defer context.AfterFunc(ctx, cancel)()
 				led.Store(true)
 				log.Info("became leader", "lease", cfg.Namespace+"/"+cfg.Name, "identity", cfg.Identity)
-				lead(ctx)
+				lead(leadCtx)
 			},
 			OnStoppedLeading: func() {
 				if led.Load() {
@@ -71,9 +101,32 @@ func RunLeaderElection(ctx context.Context, client kubernetes.Interface, cfg Lea
 	if err != nil {
 		return false, err
 	}
-	elector.Run(ctx)
+	if cfg.Watchdog != nil {
+		cfg.Watchdog.SetLeaderElection(elector)
+	}
+	// waitLead returns once lead has returned, or at once if it never started
+	// (and then never will: OnStartedLeading checks ctx under mu).
+	waitLead := func() {
+		mu.Lock()
+		s := started
+		mu.Unlock()
+		if s {
+			<-leadDone
+		}
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+			waitLead()
+			stopElecting() // now the elector releases the Lease
+		case <-electCtx.Done():
+		}
+	}()
+	elector.Run(electCtx)
 	// Run returns with ctx live only once leadership was acquired and then
-	// lost (acquiring gives up only when ctx ends). Not led.Load(): the
-	// OnStartedLeading goroutine may not have run yet.
-	return ctx.Err() == nil, nil
+	// lost (acquiring gives up only when ctx ends). lead's context is
+	// cancelled by then; wait for it so no write outlives this call.
+	lost = ctx.Err() == nil
+	waitLead()
+	return lost, nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -181,5 +182,66 @@ func TestRunLeaderElectionRejectsBadTimings(t *testing.T) {
 	}
 	if errors.Is(err, context.Canceled) {
 		t.Fatalf("unexpected error: %v", err)
+	}
+}
+
+// On SIGTERM the controller cancels the context while workers may still be
+// writing: the Lease must stay held (and renewed) until lead has returned,
+// or the next leader starts while this one writes.
+func TestLeaseIsReleasedOnlyAfterLeadReturns(t *testing.T) {
+	client := fake.NewClientset()
+	var (
+		mu     sync.Mutex
+		events []string
+	)
+	record := func(e string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(events) == 0 || events[len(events)-1] != e {
+			events = append(events, e)
+		}
+	}
+	cancelled := make(chan struct{})
+	client.PrependReactor("update", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		lease := a.(k8stesting.UpdateAction).GetObject().(*coordinationv1.Lease)
+		select {
+		case <-cancelled:
+			if ptr.Deref(lease.Spec.HolderIdentity, "") == "" {
+				record("lease released")
+			} else {
+				record("lease renewed")
+			}
+		default:
+		}
+		return false, nil, nil
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := RunLeaderElection(ctx, client, testLeaderConfig(nil), slog.New(slog.NewTextHandler(io.Discard, nil)), func(leadCtx context.Context) {
+			close(started)
+			<-leadCtx.Done()
+			time.Sleep(300 * time.Millisecond) // workers finishing their requests
+			record("lead returned")
+		})
+		done <- err
+	}()
+	<-started
+	close(cancelled)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("RunLeaderElection: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("RunLeaderElection did not return")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"lease renewed", "lead returned", "lease released"}
+	if diff := cmp.Diff(want, events); diff != "" {
+		t.Errorf("order of events (-want +got):\n%s", diff)
 	}
 }

@@ -1,0 +1,412 @@
+// Package app owns the wiring of the binary: configuration to clients, the
+// three modes (controller, --once, --cleanup), the HTTP servers and leader election.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/config"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecr"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/health"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/kube"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/metrics"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/refresher"
+)
+
+// Exit codes.
+const (
+	ExitOK          = 0
+	ExitError       = 1
+	ExitConfigError = 2
+)
+
+// ConfigError marks errors found before anything was contacted.
+type ConfigError struct{ Err error }
+
+func (e ConfigError) Error() string { return e.Err.Error() }
+func (e ConfigError) Unwrap() error { return e.Err }
+
+// ExitCode maps Run's error to the process exit code and prints it to stderr.
+func ExitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return ExitOK
+	case errors.As(err, new(ConfigError)):
+		fmt.Fprintf(stderr, "kube-ecr-refresher: invalid configuration:\n%s\n", indent(err.Error()))
+		return ExitConfigError
+	default:
+		fmt.Fprintf(stderr, "kube-ecr-refresher: %v\n", err)
+		return ExitError
+	}
+}
+
+func indent(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = "  " + l
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Run loads the configuration from args and the environment, then runs the
+// chosen mode until it is done or ctx ends. version is the build's version.
+func Run(ctx context.Context, version string, args []string, stderr io.Writer) error {
+	return run(ctx, version, args, stderr, deps{})
+}
+
+// deps are what tests replace; each nil field means the real thing.
+type deps struct {
+	// kube builds the Kubernetes client from the configuration.
+	kube func(config.Config) (kubernetes.Interface, error)
+	// tokens replaces the ECR token source.
+	tokens refresher.TokenSource
+	// listening is told the address each server listens on.
+	listening func(what string, addr net.Addr)
+}
+
+func run(ctx context.Context, version string, args []string, stderr io.Writer, d deps) error {
+	cfg, err := config.Load(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	if err != nil {
+		return ConfigError{err}
+	}
+	log := newLogger(cfg, stderr)
+	klog.SetSlogLogger(log.With("component", "client-go"))
+
+	filter, err := kube.NewNamespaceFilter(cfg.TargetNamespaces, cfg.ExcludeNamespaces, cfg.NamespaceSelector)
+	if err != nil {
+		return ConfigError{fmt.Errorf("%s (--%s): %w", config.EnvName("NAMESPACE_SELECTOR"), config.FlagName("NAMESPACE_SELECTOR"), err)}
+	}
+	newClient := d.kube
+	if newClient == nil {
+		newClient = func(cfg config.Config) (kubernetes.Interface, error) { return realClient(cfg, version) }
+	}
+	var (
+		reg *prometheus.Registry
+		m   *metrics.Metrics
+	)
+	if cfg.MetricsAddr != "" {
+		reg = metrics.NewRegistry()
+		if m, err = metrics.New(reg); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		m.SetBuildInfo(version)
+	}
+	tokens := d.tokens
+	if tokens == nil && !cfg.Cleanup { // cleanup needs no token, so no AWS configuration
+		if tokens, err = ecrTokens(ctx, cfg, m); err != nil {
+			return err
+		}
+	}
+	client, err := newClient(cfg)
+	if err != nil {
+		return err
+	}
+
+	identity := leaderIdentity(cfg)
+	leaseNS := leaseNamespace(cfg)
+	opts := refresher.Options{
+		SecretName:               cfg.SecretName,
+		ServiceAccounts:          serviceAccountNames(cfg.ServiceAccounts),
+		Target:                   filter.Matches,
+		RefreshRemainingFraction: cfg.RefreshRemainingFraction,
+		MinRefreshInterval:       cfg.MinRefreshInterval,
+		RetryInitial:             cfg.RetryInitial,
+		RetryMax:                 cfg.RetryMax,
+		Workers:                  cfg.Workers,
+		DryRun:                   cfg.DryRun,
+	}
+	if m != nil {
+		opts.Observer = m
+		opts.WorkqueueMetrics = m.WorkqueueProvider()
+	}
+	if cfg.Events {
+		events := kube.NewEvents(client, os.Getenv("POD_NAMESPACE"), os.Getenv("POD_NAME"), leaseNS, cfg.LeaseName, log)
+		defer events.Shutdown()
+		opts.Events = events
+	}
+	ctrl, err := refresher.New(client, tokens, opts, log, clock.RealClock{})
+	if err != nil {
+		return err
+	}
+
+	mode := "controller"
+	switch {
+	case cfg.Cleanup:
+		mode = "cleanup"
+	case cfg.Once:
+		mode = "once"
+	}
+	log.Info("starting", "version", version, "mode", mode, "identity", identity, "secret", cfg.SecretName,
+		"target_namespaces", targetsForLog(cfg.TargetNamespaces), "exclude_namespaces", cfg.ExcludeNamespaces,
+		"namespace_selector", cfg.NamespaceSelector, "service_accounts", cfg.ServiceAccounts,
+		"leader_elect", cfg.LeaderElect, "dry_run", cfg.DryRun)
+
+	ctx, cancel := context.WithCancel(ctx)
+	ctrl.Caches().Start(ctx)
+	defer func() {
+		cancel() // informers stop only once their context ends
+		ctrl.Caches().Shutdown()
+	}()
+
+	leader := kube.LeaderConfig{
+		Namespace:     leaseNS,
+		Name:          cfg.LeaseName,
+		Identity:      identity,
+		LeaseDuration: cfg.LeaseDuration,
+		RenewDeadline: cfg.RenewDeadline,
+		RetryPeriod:   cfg.RetryPeriod,
+	}
+	switch mode {
+	case "cleanup":
+		return runCleanup(ctx, cfg, client, leader, ctrl, log)
+	case "once":
+		return runOnce(ctx, cfg, client, leader, ctrl, log)
+	}
+
+	listen := func(what, addr string, h http.Handler) (*health.Server, error) {
+		srv, err := health.Listen(what, addr, h, log)
+		if err == nil && d.listening != nil {
+			d.listening(what, srv.Addr())
+		}
+		return srv, err
+	}
+	watchdog := leaderelection.NewLeaderHealthzAdaptor(cfg.RenewDeadline)
+	leader.Watchdog = watchdog
+	if cfg.HealthAddr != "" {
+		ready := health.CheckFunc(func(*http.Request) error {
+			if !ctrl.Caches().Synced() {
+				return health.ErrNotSynced
+			}
+			return nil
+		})
+		srv, err := listen("health", cfg.HealthAddr, health.Handler(watchdog, ready))
+		if err != nil {
+			return err
+		}
+		defer srv.Shutdown()
+	}
+	if reg != nil {
+		srv, err := listen("metrics", cfg.MetricsAddr, metrics.Handler(reg))
+		if err != nil {
+			return err
+		}
+		defer srv.Shutdown()
+	}
+
+	if !cfg.LeaderElect {
+		log.Info("leader election disabled; this replica writes")
+		return ctrl.Lead(ctx)
+	}
+	lost, err := kube.RunLeaderElection(ctx, client, leader, log, func(ctx context.Context) {
+		if err := ctrl.Lead(ctx); err != nil && ctx.Err() == nil {
+			log.Error("controller stopped", "error", err)
+			cancel()
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("leader election: %w", err)
+	}
+	if lost {
+		return errors.New("lost leadership; exiting so this replica restarts clean")
+	}
+	log.Info("shut down")
+	return nil
+}
+
+// ecrTokens builds the ECR token source from the configuration.
+func ecrTokens(ctx context.Context, cfg config.Config, m *metrics.Metrics) (refresher.TokenSource, error) {
+	regs, err := config.ParseRegistries(cfg.Registries) // validated by Load
+	if err != nil {
+		return nil, ConfigError{err}
+	}
+	ecrRegs := make([]ecr.Registry, len(regs))
+	for i, r := range regs {
+		ecrRegs[i] = ecr.Registry(r)
+	}
+	var wrap func(ecr.API) ecr.API
+	if m != nil {
+		wrap = m.InstrumentECR
+	}
+	src, err := ecr.NewSource(ctx, ecr.SourceOptions{
+		Registries: ecrRegs,
+		ExtraHosts: cfg.ExtraRegistryHosts,
+		Public:     cfg.ECRPublic,
+		Timeout:    cfg.ECRTimeout,
+		Wrap:       wrap,
+	})
+	if err != nil {
+		return nil, ConfigError{err}
+	}
+	return refresher.ECRTokens{Fetcher: src}, nil
+}
+
+// runOnce does one pass, as the leader when leader election is on (so it
+// never races a running Deployment), and releases the Lease at the end.
+func runOnce(ctx context.Context, cfg config.Config, client kubernetes.Interface, leader kube.LeaderConfig, ctrl *refresher.Controller, log *slog.Logger) error {
+	if !cfg.LeaderElect {
+		return ctrl.RunOnce(ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	result := make(chan error, 1)
+	_, err := kube.RunLeaderElection(ctx, client, leader, log, func(leadCtx context.Context) {
+		result <- ctrl.RunOnce(leadCtx)
+		cancel() // release the Lease
+	})
+	if err != nil {
+		return fmt.Errorf("leader election: %w", err)
+	}
+	select {
+	case err := <-result:
+		return err
+	default:
+		return errors.New("stopped before the one-shot pass completed")
+	}
+}
+
+// cleanupLeaseHold is how long --cleanup keeps the Lease: long enough for
+// helm uninstall to delete the Deployment after its pre-delete hook, so no
+// replica re-creates what was removed.
+const cleanupLeaseHold = 10 * time.Minute
+
+// runCleanup removes everything ours. With leader election on it first takes
+// the Lease and waits until no replica can still believe it leads.
+func runCleanup(ctx context.Context, cfg config.Config, client kubernetes.Interface, leader kube.LeaderConfig, ctrl *refresher.Controller, log *slog.Logger) error {
+	if cfg.LeaderElect && !cfg.DryRun {
+		if err := kube.TakeLease(ctx, client.CoordinationV1(), leader.Namespace, leader.Name, leader.Identity+"-cleanup", cleanupLeaseHold, time.Now()); err != nil {
+			return err
+		}
+		settle := cfg.RenewDeadline + 2*cfg.RetryPeriod
+		log.Info("took the lease so no replica writes during cleanup; waiting for the old leader to stop",
+			"lease", leader.Namespace+"/"+leader.Name, "hold", cleanupLeaseHold.String(), "wait", settle.String())
+		select {
+		case <-time.After(settle):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := ctrl.CleanupAll(ctx); err != nil {
+		return err
+	}
+	log.Info("cleanup done")
+	return nil
+}
+
+// serviceAccountNames maps the configured names to the informers' names.
+func serviceAccountNames(names []string) []string {
+	if slices.Contains(names, "*") {
+		return []string{kube.AllServiceAccounts}
+	}
+	return names
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// realClient builds the Kubernetes client from the kubeconfig or the
+// in-cluster configuration.
+func realClient(cfg config.Config, version string) (kubernetes.Interface, error) {
+	rc, err := restConfig(cfg, version)
+	if err != nil {
+		return nil, ConfigError{err}
+	}
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return client, nil
+}
+
+func restConfig(cfg config.Config, version string) (*rest.Config, error) {
+	var (
+		rc  *rest.Config
+		err error
+	)
+	if cfg.Kubeconfig != "" {
+		rc, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("load kubeconfig %s: %w", cfg.Kubeconfig, err)
+		}
+	} else {
+		rc, err = rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("in-cluster config: %w (outside a cluster, set %s or --%s)",
+				err, config.EnvName("KUBECONFIG"), config.FlagName("KUBECONFIG"))
+		}
+	}
+	// Protobuf for built-in types: less CPU and garbage than JSON on the
+	// watch streams and the writes, as kube-controller-manager does.
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	rc.QPS = float32(cfg.QPS)
+	rc.Burst = cfg.Burst
+	rc.UserAgent = "kube-ecr-refresher/" + version
+	return rc, nil
+}
+
+func targetsForLog(names []string) string {
+	if len(names) == 0 {
+		return "all"
+	}
+	return strings.Join(names, ",")
+}
+
+const inClusterNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+func leaseNamespace(cfg config.Config) string {
+	if cfg.LeaseNamespace != "" {
+		return cfg.LeaseNamespace
+	}
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if b, err := os.ReadFile(inClusterNamespaceFile); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b))
+	}
+	return "default"
+}
+
+func leaderIdentity(cfg config.Config) string {
+	if cfg.Identity != "" {
+		return cfg.Identity
+	}
+	if name := os.Getenv("POD_NAME"); name != "" {
+		return name
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "kube-ecr-refresher"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return host + "_" + hex.EncodeToString(b)
+}
