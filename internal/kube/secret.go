@@ -22,6 +22,11 @@ const (
 	ExpiresAtAnnotation  = "kube-ecr-refresher/expires-at"
 	FetchedAtAnnotation  = "kube-ecr-refresher/fetched-at"
 	RegistriesAnnotation = "kube-ecr-refresher/registries"
+	// ChecksumAnnotation seals what we wrote: a SHA-256 over the data and the
+	// three annotations above. A Secret whose seal does not match was changed
+	// by someone else and is rewritten at once, so an edited expires-at
+	// cannot postpone a refresh and edited data cannot stay until it is due.
+	ChecksumAnnotation = "kube-ecr-refresher/checksum"
 )
 
 // Annotations that exist only on the informer's cached copy of a Secret (see
@@ -151,34 +156,87 @@ func PlanSecret(cached *corev1.Secret, p *Payload, now time.Time, fraction float
 	if cached.Type != corev1.SecretTypeDockerConfigJson {
 		return SecretPlan{Action: SecretRecreate, Reason: fmt.Sprintf("type is %q", cached.Type)}
 	}
+	expires, fetched, broken := intact(cached)
+	if broken != "" {
+		return SecretPlan{Action: SecretUpdate, Reason: broken}
+	}
 	ann := cached.Annotations
 	if ann[cacheDigestAnnotation] == p.Digest && ann[ExpiresAtAnnotation] == formatTime(p.Token.ExpiresAt) &&
 		ann[FetchedAtAnnotation] == formatTime(p.Token.FetchedAt) && ann[RegistriesAnnotation] == p.Hosts {
 		return SecretPlan{Action: SecretUpToDate, Reason: "current token"}
 	}
-	hosts, ok := ann[cacheHostsAnnotation]
-	if !ok || hosts == cacheInvalidHosts {
-		return SecretPlan{Action: SecretUpdate, Reason: "malformed data"}
-	}
-	if hosts != p.Hosts {
+	if ann[cacheHostsAnnotation] != p.Hosts || ann[RegistriesAnnotation] != p.Hosts {
 		return SecretPlan{Action: SecretUpdate, Reason: "registries changed"}
 	}
-	expires, err1 := time.Parse(time.RFC3339, ann[ExpiresAtAnnotation])
-	fetched, err2 := time.Parse(time.RFC3339, ann[FetchedAtAnnotation])
-	if err1 != nil || err2 != nil {
-		return SecretPlan{Action: SecretUpdate, Reason: "missing or malformed expiry annotations"}
-	}
-	if ann[cacheDigestAnnotation] == "!keys" {
-		return SecretPlan{Action: SecretUpdate, Reason: "unexpected data keys"}
-	}
 	if RefreshDue(fetched, expires, now, fraction) {
-		if !p.Token.ExpiresAt.After(expires) {
-			// Our token is no newer than the one in place: keep it.
+		if !p.Token.ExpiresAt.After(expires) || ann[cacheDigestAnnotation] == p.Digest {
+			// Our token is no newer than the one in place, or is the same
+			// token: keep it.
 			return SecretPlan{Action: SecretUpToDate, Reason: "due, but no newer token yet"}
+		}
+		if !now.Before(expires) {
+			return SecretPlan{Action: SecretUpdate, Reason: "expired"}
 		}
 		return SecretPlan{Action: SecretUpdate, Reason: "due for refresh"}
 	}
 	return SecretPlan{Action: SecretUpToDate, Reason: "valid until refresh", RecheckAt: RefreshAt(fetched, expires, fraction)}
+}
+
+// intact checks a cached Secret of ours of the right type: its data parses,
+// and its seal matches its data and annotations. It returns the token's
+// expiry and fetch time, or why the Secret is broken.
+func intact(cached *corev1.Secret) (expires, fetched time.Time, broken string) {
+	ann := cached.Annotations
+	if hosts, ok := ann[cacheHostsAnnotation]; !ok || hosts == cacheInvalidHosts {
+		return time.Time{}, time.Time{}, "malformed data"
+	}
+	expires, err1 := time.Parse(time.RFC3339, ann[ExpiresAtAnnotation])
+	fetched, err2 := time.Parse(time.RFC3339, ann[FetchedAtAnnotation])
+	if err1 != nil || err2 != nil {
+		return time.Time{}, time.Time{}, "missing or malformed expiry annotations"
+	}
+	if ann[cacheDigestAnnotation] == "!keys" {
+		return time.Time{}, time.Time{}, "unexpected data keys"
+	}
+	if ann[ChecksumAnnotation] != Checksum(ann[cacheDigestAnnotation], ann[ExpiresAtAnnotation], ann[FetchedAtAnnotation], ann[RegistriesAnnotation]) {
+		return time.Time{}, time.Time{}, "data or annotations changed by someone else"
+	}
+	return expires, fetched, ""
+}
+
+// Errors of CheckSecret, beside ErrNotOurs.
+var (
+	ErrNoSecret      = errors.New("no secret")
+	ErrSecretBroken  = errors.New("secret is broken")
+	ErrSecretExpired = errors.New("secret holds an expired token")
+)
+
+// CheckSecret reports whether the cached Secret (nil when absent) is a usable
+// Secret of ours at now: ours (else ErrNotOurs), of the dockerconfigjson type,
+// intact, and holding a token that has not expired.
+func CheckSecret(cached *corev1.Secret, now time.Time) error {
+	switch {
+	case cached == nil:
+		return ErrNoSecret
+	case !Owned(cached):
+		return ErrNotOurs
+	case cached.Type != corev1.SecretTypeDockerConfigJson:
+		return fmt.Errorf("%w: type is %q", ErrSecretBroken, cached.Type)
+	}
+	expires, _, broken := intact(cached)
+	if broken != "" {
+		return fmt.Errorf("%w: %s", ErrSecretBroken, broken)
+	}
+	if !now.Before(expires) {
+		return fmt.Errorf("%w (expired at %s)", ErrSecretExpired, formatTime(expires))
+	}
+	return nil
+}
+
+// Checksum is the seal of ChecksumAnnotation: the SHA-256 of the data's
+// digest and the expiry, fetch time and registries annotations.
+func Checksum(dataDigest, expiresAt, fetchedAt, registries string) string {
+	return digest([]byte(strings.Join([]string{dataDigest, expiresAt, fetchedAt, registries}, "\n")))
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
@@ -205,6 +263,7 @@ func setSecretContent(s *corev1.Secret, p *Payload) {
 	s.Annotations[ExpiresAtAnnotation] = formatTime(p.Token.ExpiresAt)
 	s.Annotations[FetchedAtAnnotation] = formatTime(p.Token.FetchedAt)
 	s.Annotations[RegistriesAnnotation] = p.Hosts
+	s.Annotations[ChecksumAnnotation] = Checksum(p.Digest, formatTime(p.Token.ExpiresAt), formatTime(p.Token.FetchedAt), p.Hosts)
 	s.Type = corev1.SecretTypeDockerConfigJson
 	s.Data = map[string][]byte{corev1.DockerConfigJsonKey: p.Data}
 	s.StringData = nil

@@ -383,6 +383,58 @@ func TestPlanSecret(t *testing.T) {
 			want: SecretPlan{Action: SecretUpdate, Reason: "due for refresh"},
 		},
 		{
+			name: "Data edited under our annotations is repaired at once, long before it is due",
+			cached: edit(desired(old), func(s *corev1.Secret) {
+				s.Data[corev1.DockerConfigJsonKey] = desired(stale).Data[corev1.DockerConfigJsonKey]
+			}),
+			p: fresh, now: t0.Add(time.Hour),
+			want: SecretPlan{Action: SecretUpdate, Reason: "data or annotations changed by someone else"},
+		},
+		{
+			name: "An expiry edited far into the future cannot postpone the refresh",
+			cached: edit(desired(old), func(s *corev1.Secret) {
+				s.Annotations[ExpiresAtAnnotation] = "2099-01-01T00:00:00Z"
+			}),
+			p: fresh, now: t0.Add(time.Hour),
+			want: SecretPlan{Action: SecretUpdate, Reason: "data or annotations changed by someone else"},
+		},
+		{
+			name:   "A missing registries annotation is restored",
+			cached: edit(desired(old), func(s *corev1.Secret) { delete(s.Annotations, RegistriesAnnotation) }),
+			p:      fresh, now: t0.Add(time.Hour),
+			want: SecretPlan{Action: SecretUpdate, Reason: "data or annotations changed by someone else"},
+		},
+		{
+			name:   "A missing checksum is restored",
+			cached: edit(desired(old), func(s *corev1.Secret) { delete(s.Annotations, ChecksumAnnotation) }),
+			p:      fresh, now: t0.Add(time.Hour),
+			want: SecretPlan{Action: SecretUpdate, Reason: "data or annotations changed by someone else"},
+		},
+		{
+			name:   "Annotations of others do not break the seal",
+			cached: edit(desired(old), func(s *corev1.Secret) { s.Annotations["team"] = "a"; s.Labels["env"] = "prod" }),
+			p:      fresh, now: t0.Add(time.Hour),
+			want: SecretPlan{Action: SecretUpToDate, Reason: "valid until refresh", RecheckAt: t0.Add(6 * time.Hour)},
+		},
+		{
+			name:   "A token already expired by ECR's clock never replaces a valid Secret",
+			cached: written(old),
+			p:      mustPayload(t, testToken(t0.Add(7*time.Hour), -time.Minute, "expired")), now: t0.Add(7 * time.Hour),
+			want: SecretPlan{Action: SecretUpToDate, Reason: "due, but no newer token yet"},
+		},
+		{
+			name:   "A token already expired by ECR's clock replaces a Secret that expired before it",
+			cached: written(old),
+			p:      mustPayload(t, testToken(t0.Add(13*time.Hour), -time.Minute, "expired")), now: t0.Add(13 * time.Hour),
+			want: SecretPlan{Action: SecretUpdate, Reason: "expired"},
+		},
+		{
+			name:   "A token already expired by ECR's clock is not written again over the same token",
+			cached: written(mustPayload(t, testToken(t0, -time.Minute, "expired"))),
+			p:      mustPayload(t, testToken(t0.Add(time.Minute), -time.Minute, "expired")), now: t0.Add(time.Minute),
+			want: SecretPlan{Action: SecretUpToDate, Reason: "due, but no newer token yet"},
+		},
+		{
 			name:   "A due Secret keeps its token when ours is not newer",
 			cached: written(old),
 			p:      stale, now: t0.Add(7 * time.Hour),
@@ -604,5 +656,35 @@ func ignoreServerFields() cmp.Option {
 	return cmp.Options{
 		cmpopts.IgnoreTypes(metav1.TypeMeta{}),
 		cmpopts.IgnoreFields(metav1.ObjectMeta{}, "ResourceVersion", "ManagedFields", "CreationTimestamp", "UID"),
+	}
+}
+
+func TestCheckSecret(t *testing.T) {
+	t0 := testT0()
+	p := mustPayload(t, testToken(t0, 12*time.Hour, "pw"))
+	ours := cacheCopy(t, DesiredSecret(testNamespace, testSecret, p))
+	edited := DesiredSecret(testNamespace, testSecret, p)
+	edited.Annotations[ExpiresAtAnnotation] = "2099-01-01T00:00:00Z"
+	foreign := DesiredSecret(testNamespace, testSecret, p)
+	delete(foreign.Labels, ManagedByLabel)
+	tests := []struct {
+		name   string
+		cached *corev1.Secret
+		now    time.Time
+		want   error
+	}{
+		{name: "A missing Secret is not usable", now: t0, want: ErrNoSecret},
+		{name: "Someone else's Secret is not ours", cached: cacheCopy(t, foreign), now: t0, want: ErrNotOurs},
+		{name: "Our intact Secret before its expiry is usable", cached: ours, now: t0.Add(12*time.Hour - time.Second)},
+		{name: "Our Secret at its expiry is expired", cached: ours, now: t0.Add(12 * time.Hour), want: ErrSecretExpired},
+		{name: "An edited Secret is broken", cached: cacheCopy(t, edited), now: t0, want: ErrSecretBroken},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckSecret(tt.cached, tt.now)
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Errorf("CheckSecret = %v, want %v", err, tt.want)
+			}
+		})
 	}
 }
