@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -12,34 +13,70 @@ import (
 	"k8s.io/client-go/util/retry"
 )
 
+// AddedPullSecretsAnnotation lists, comma-separated, the imagePullSecrets
+// entries of a ServiceAccount that this controller added. It is written in the
+// same Update as the entry, and cleanup removes only the entries it lists: an
+// entry someone else added is never removed, even if it names our Secret.
+const AddedPullSecretsAnnotation = "kube-ecr-refresher/added-image-pull-secrets"
+
 // HasPullSecret reports whether sa lists secret in imagePullSecrets.
 func HasPullSecret(sa *corev1.ServiceAccount, secret string) bool {
 	return slices.ContainsFunc(sa.ImagePullSecrets, func(r corev1.LocalObjectReference) bool { return r.Name == secret })
 }
 
+// AddedPullSecret reports whether sa's annotation records that we added secret.
+func AddedPullSecret(sa *corev1.ServiceAccount, secret string) bool {
+	return slices.Contains(addedPullSecrets(sa), secret)
+}
+
+func addedPullSecrets(sa *corev1.ServiceAccount) []string {
+	v := sa.Annotations[AddedPullSecretsAnnotation]
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
+}
+
+func setAddedPullSecrets(sa *corev1.ServiceAccount, names []string) {
+	if len(names) == 0 {
+		delete(sa.Annotations, AddedPullSecretsAnnotation)
+		return
+	}
+	if sa.Annotations == nil {
+		sa.Annotations = map[string]string{}
+	}
+	slices.Sort(names)
+	sa.Annotations[AddedPullSecretsAnnotation] = strings.Join(slices.Compact(names), ",")
+}
+
 // EnsurePullSecret adds secret to the imagePullSecrets of the ServiceAccount
 // cached (the informer's copy, never modified) if it is missing, keeping every
-// other entry. The list is atomic, so this is a read-modify-Update with the
-// read's resourceVersion, retried on conflict with a fresh read. It returns
-// the ServiceAccount written (nil when no write was needed; in a dry run, the
-// one that would have been written). A ServiceAccount that is gone is not an
-// error.
+// other entry, and records in AddedPullSecretsAnnotation that we added it. An
+// entry already there (ours or someone else's) is left as it is. The list is
+// atomic, so this is a read-modify-Update with the read's resourceVersion,
+// retried on conflict with a fresh read. It returns the ServiceAccount written
+// (nil when no write was needed; in a dry run, the one that would have been
+// written). A ServiceAccount that is gone is not an error.
 func EnsurePullSecret(ctx context.Context, client typedcorev1.ServiceAccountsGetter, cached *corev1.ServiceAccount, secret string, dryRun bool) (*corev1.ServiceAccount, error) {
 	return updateServiceAccount(ctx, client, cached, dryRun,
 		func(sa *corev1.ServiceAccount) bool { return !HasPullSecret(sa, secret) },
 		func(sa *corev1.ServiceAccount) {
 			sa.ImagePullSecrets = append(sa.ImagePullSecrets, corev1.LocalObjectReference{Name: secret})
+			setAddedPullSecrets(sa, append(addedPullSecrets(sa), secret))
 		})
 }
 
-// RemovePullSecret removes every entry naming secret from the imagePullSecrets
-// of the cached ServiceAccount, keeping all others in order; read-modify-Update
-// retried on conflict like EnsurePullSecret, and returns what it wrote.
+// RemovePullSecret removes the entries naming secret from the imagePullSecrets
+// of the cached ServiceAccount if AddedPullSecretsAnnotation records that we
+// added it, keeping all others in order, and drops the record. Entries we did
+// not add are never removed. Read-modify-Update retried on conflict like
+// EnsurePullSecret; it returns what it wrote.
 func RemovePullSecret(ctx context.Context, client typedcorev1.ServiceAccountsGetter, cached *corev1.ServiceAccount, secret string, dryRun bool) (*corev1.ServiceAccount, error) {
 	return updateServiceAccount(ctx, client, cached, dryRun,
-		func(sa *corev1.ServiceAccount) bool { return HasPullSecret(sa, secret) },
+		func(sa *corev1.ServiceAccount) bool { return AddedPullSecret(sa, secret) },
 		func(sa *corev1.ServiceAccount) {
 			sa.ImagePullSecrets = slices.DeleteFunc(sa.ImagePullSecrets, func(r corev1.LocalObjectReference) bool { return r.Name == secret })
+			setAddedPullSecrets(sa, slices.DeleteFunc(addedPullSecrets(sa), func(n string) bool { return n == secret }))
 		})
 }
 
