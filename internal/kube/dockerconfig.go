@@ -21,10 +21,17 @@ type RegistryAuth struct {
 
 // Token is what the controller writes into every Secret: one auth per registry
 // host, and the lifetime of the token they carry.
+//
+// FetchedAt and ExpiresAt are on this machine's clock: ExpiresAt is FetchedAt
+// plus the lifetime measured on ECR's clock, so it is not after FetchedAt for
+// a token already expired by ECR's own clock.
 type Token struct {
 	Auths     []RegistryAuth
 	FetchedAt time.Time
 	ExpiresAt time.Time
+	// ClockSkew is this machine's clock minus ECR's, measured from the
+	// answer's Date header (0 without one).
+	ClockSkew time.Duration
 }
 
 // String keeps passwords out of logs: only hosts and expiry are shown.

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"log/slog"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -17,6 +18,7 @@ const (
 	ReasonSecretFailed    = "SecretWriteFailed"
 	ReasonRefreshFailed   = "TokenRefreshFailed"
 	ReasonRefreshRecovery = "TokenRefreshRecovered"
+	ReasonTokenExpired    = "TokenAlreadyExpired"
 )
 
 // Events posts Kubernetes Events through client-go's recorder, whose
@@ -73,4 +75,11 @@ func (e *Events) RefreshFailed(err error) {
 // RefreshRecovered: a fetch succeeded after failures.
 func (e *Events) RefreshRecovered() {
 	e.recorder.Event(e.self, corev1.EventTypeNormal, ReasonRefreshRecovery, "ECR token refresh succeeded again")
+}
+
+// TokenExpired: ECR answered with a token already expired by its own clock.
+func (e *Events) TokenExpired(expiredFor time.Duration) {
+	e.recorder.Eventf(e.self, corev1.EventTypeWarning, ReasonTokenExpired,
+		"ECR returned a token already expired by its own clock (for %s); it is written only where no usable Secret exists",
+		expiredFor.Round(time.Second))
 }

@@ -45,6 +45,9 @@ type Metrics struct {
 	writes          *prometheus.CounterVec
 	ecrDuration     *prometheus.HistogramVec
 	leader          prometheus.Gauge
+	clockSkew       prometheus.Gauge
+	expiredTokens   prometheus.Counter
+	registryFails   *prometheus.CounterVec
 	buildInfo       *prometheus.GaugeVec
 
 	wq workqueueMetrics
@@ -99,6 +102,21 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name:      "leader",
 			Help:      "1 if this replica is the leader, 0 otherwise.",
 		}),
+		clockSkew: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "ecr_clock_skew_seconds",
+			Help:      "This machine's clock minus ECR's, from the Date header of the last token answer; token lifetimes are measured on ECR's clock.",
+		}),
+		expiredTokens: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "expired_tokens_total",
+			Help:      "ECR tokens that were already expired by ECR's own clock when fetched.",
+		}),
+		registryFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "registry_refresh_failures_total",
+			Help:      "Token fetches in which this registry's ECR call failed while others succeeded; its last good credentials are kept until they expire.",
+		}, []string{"registry"}),
 		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace,
 			Name:      "build_info",
@@ -134,7 +152,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 func (m *Metrics) collectors() []prometheus.Collector {
 	return append([]prometheus.Collector{
 		m.tokenExpiry, m.lastRefresh, m.refreshAttempts, m.refreshDuration,
-		m.namespaceSyncs, m.writes, m.ecrDuration, m.leader, m.buildInfo,
+		m.namespaceSyncs, m.writes, m.ecrDuration, m.leader, m.clockSkew, m.expiredTokens, m.registryFails, m.buildInfo,
 	}, m.wq.collectors()...)
 }
 
@@ -168,6 +186,15 @@ func (m *Metrics) TokenFetched(tok kube.Token) {
 	m.hosts = seen
 	m.lastRefresh.Set(unixSeconds(tok.FetchedAt))
 }
+
+// ClockSkew records this machine's clock minus ECR's.
+func (m *Metrics) ClockSkew(d time.Duration) { m.clockSkew.Set(d.Seconds()) }
+
+// ExpiredTokenFetched counts a token already expired by ECR's own clock.
+func (m *Metrics) ExpiredTokenFetched() { m.expiredTokens.Inc() }
+
+// RegistryFailed counts a failed call of one registry group.
+func (m *Metrics) RegistryFailed(registry string) { m.registryFails.WithLabelValues(registry).Inc() }
 
 // NamespaceSynced counts one namespace sync by result; the namespace itself
 // is not a label.

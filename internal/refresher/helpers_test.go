@@ -9,16 +9,20 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/clock"
 	testingclock "k8s.io/utils/clock/testing"
 
@@ -195,7 +199,33 @@ type env struct {
 
 func newEnv(t *testing.T, opts Options, objs ...k8sruntime.Object) *env {
 	t.Helper()
-	return newEnvFor(t, fake.NewClientset(objs...), newFakeClock(), opts)
+	return newEnvFor(t, withResourceVersions(fake.NewClientset(objs...)), newFakeClock(), opts)
+}
+
+// withResourceVersions makes the fake stamp every create and update with an
+// increasing resourceVersion, as the API server does, so that the write
+// overlay on the caches can tell our write from an older informer copy.
+// (The fake still never rejects a stale one: conflicts are proven on the
+// real API server.)
+func withResourceVersions(client *fake.Clientset) *fake.Clientset {
+	var rv atomic.Int64
+	rv.Store(1000)
+	client.PrependReactor("*", "*", func(a k8stesting.Action) (bool, k8sruntime.Object, error) {
+		var obj k8sruntime.Object
+		switch a := a.(type) {
+		case k8stesting.CreateAction:
+			obj = a.GetObject()
+		case k8stesting.UpdateAction:
+			obj = a.GetObject()
+		default:
+			return false, nil, nil
+		}
+		if m, err := meta.Accessor(obj); err == nil {
+			m.SetResourceVersion(strconv.FormatInt(rv.Add(1), 10))
+		}
+		return false, nil, nil
+	})
+	return client
 }
 
 // newEnvFor builds another controller over client, as a restarted replica or
@@ -409,6 +439,12 @@ func serviceAccount(ns, name string, pull ...string) *corev1.ServiceAccount {
 	for _, p := range pull {
 		sa.ImagePullSecrets = append(sa.ImagePullSecrets, corev1.LocalObjectReference{Name: p})
 	}
+	return sa
+}
+
+// addedByUs records on sa that we added testSecret to its imagePullSecrets.
+func addedByUs(sa *corev1.ServiceAccount) *corev1.ServiceAccount {
+	sa.Annotations = map[string]string{kube.AddedPullSecretsAnnotation: testSecret}
 	return sa
 }
 

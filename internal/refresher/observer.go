@@ -40,6 +40,14 @@ type Observer interface {
 	Wrote(kind, op, namespace string)
 	// Leading is called when this replica starts or stops leading.
 	Leading(bool)
+	// ClockSkew is called with each token's measured skew: this machine's
+	// clock minus ECR's (0 when ECR sent no Date header).
+	ClockSkew(time.Duration)
+	// ExpiredTokenFetched is called for a token already expired by ECR's own clock.
+	ExpiredTokenFetched()
+	// RegistryFailed is called for each registry (named as ecr.PartialError
+	// names it) whose call failed while others succeeded.
+	RegistryFailed(registry string)
 }
 
 // NopObserver ignores everything.
@@ -50,3 +58,6 @@ func (NopObserver) TokenFetched(kube.Token)             {}
 func (NopObserver) NamespaceSynced(string, string)      {}
 func (NopObserver) Wrote(string, string, string)        {}
 func (NopObserver) Leading(bool)                        {}
+func (NopObserver) ClockSkew(time.Duration)             {}
+func (NopObserver) ExpiredTokenFetched()                {}
+func (NopObserver) RegistryFailed(string)               {}

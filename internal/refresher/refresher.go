@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecr"
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/kube"
 )
 
@@ -61,6 +62,8 @@ type EventSink interface {
 	SecretFailed(ns *corev1.Namespace, secret string, err error)
 	RefreshFailed(err error)
 	RefreshRecovered()
+	// TokenExpired: ECR answered with a token expired for this long by its own clock.
+	TokenExpired(expiredFor time.Duration)
 }
 
 // Controller syncs the current token into every target namespace while it
@@ -206,26 +209,29 @@ func (c *Controller) tokenLoop(ctx context.Context) {
 func (c *Controller) refreshOnce(ctx context.Context, backoff *time.Duration) (time.Duration, error) {
 	start := c.clock.Now()
 	tok, err := c.tokens.Fetch(ctx)
+	// Some registries failed, the others answered: the token holds the fresh
+	// credentials and the failing ones' last good ones until they expire.
+	var partial *ecr.PartialError
+	if errors.As(err, &partial) {
+		err = nil
+	}
 	var p *kube.Payload
 	if err == nil {
 		p, err = kube.NewPayload(tok)
 	}
 	if ctx.Err() == nil {
-		c.opts.Observer.RefreshAttempt(err, c.clock.Since(start))
+		if err == nil && partial != nil {
+			c.opts.Observer.RefreshAttempt(partial, c.clock.Since(start))
+		} else {
+			c.opts.Observer.RefreshAttempt(err, c.clock.Since(start))
+		}
 	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, err
 		}
-		if !c.failing {
-			c.failing = true
-			if c.opts.Events != nil {
-				c.opts.Events.RefreshFailed(err)
-			}
-		}
-		// Jitter, but never beyond RetryMax: it is the longest retry delay.
-		delay := min(wait.Jitter(*backoff, 0.2), c.opts.RetryMax)
-		*backoff = min(*backoff*2, c.opts.RetryMax)
+		c.setFailing(err)
+		delay := c.nextRetry(backoff)
 		attrs := []any{"error", err, "retry_in", delay.Round(time.Millisecond).String()}
 		if cur := c.payload.Load(); cur != nil {
 			attrs = append(attrs, "current_expires_at", cur.Token.ExpiresAt.UTC().Format(time.RFC3339))
@@ -233,30 +239,102 @@ func (c *Controller) refreshOnce(ctx context.Context, backoff *time.Duration) (t
 		c.log.Error("ecr token refresh failed; existing secrets are left as they are", attrs...)
 		return delay, err
 	}
-	if c.failing {
-		c.failing = false
-		c.log.Info("ecr token refresh recovered")
-		if c.opts.Events != nil {
-			c.opts.Events.RefreshRecovered()
+	retry := time.Duration(-1)
+	if partial != nil {
+		c.setFailing(partial)
+		for _, r := range partial.Failed {
+			c.opts.Observer.RegistryFailed(r)
 		}
+		retry = c.nextRetry(backoff)
+		c.log.Error("ecr token refresh failed for some registries; the others are refreshed, the failing ones keep their last good credentials until they expire",
+			"error", partial, "failed", partial.Failed, "kept", partial.Kept, "retry_in", retry.Round(time.Millisecond).String())
+	} else {
+		if c.failing {
+			c.failing = false
+			c.log.Info("ecr token refresh recovered")
+			if c.opts.Events != nil {
+				c.opts.Events.RefreshRecovered()
+			}
+		}
+		*backoff = c.opts.RetryInitial
 	}
-	*backoff = c.opts.RetryInitial
-	c.payload.Store(p)
-	c.opts.Observer.TokenFetched(tok)
 	now := c.clock.Now()
-	next := kube.RefreshAt(tok.FetchedAt, tok.ExpiresAt, c.opts.RefreshRemainingFraction).Sub(now)
+	c.noteToken(tok)
+	// Every time here is on the local clock: ecr measured the lifetime on
+	// ECR's own clock (expiresAt minus the answer's Date), so a skewed
+	// clock on this machine changes nothing.
+	expired := !tok.ExpiresAt.After(tok.FetchedAt)
+	if cur := c.payload.Load(); cur != nil && now.Before(cur.Token.ExpiresAt) && cur.Token.ExpiresAt.After(tok.ExpiresAt) {
+		// A valid token that lives longer stays the one new namespaces get.
+		c.log.Info("fetched ecr token expires before the current one; keeping the current one",
+			"expires_at", formatTime(tok.ExpiresAt), "current_expires_at", formatTime(cur.Token.ExpiresAt))
+		p = cur
+	} else {
+		c.payload.Store(p)
+		c.opts.Observer.TokenFetched(tok)
+		defer c.enqueueAll()
+	}
+	next := kube.RefreshAt(p.Token.FetchedAt, p.Token.ExpiresAt, c.opts.RefreshRemainingFraction).Sub(now)
 	if next < c.opts.MinRefreshInterval {
-		if next <= 0 {
+		if next <= 0 && !expired {
 			c.log.Warn("ecr token is already due for refresh when fetched; waiting the minimum refresh interval",
-				"expires_at", tok.ExpiresAt.UTC().Format(time.RFC3339), "min_refresh_interval", c.opts.MinRefreshInterval.String())
+				"expires_at", formatTime(p.Token.ExpiresAt), "min_refresh_interval", c.opts.MinRefreshInterval.String())
 		}
 		next = c.opts.MinRefreshInterval
 	}
+	if retry >= 0 && retry < next {
+		next = retry
+	}
 	c.log.Info("ecr token fetched", "registries", p.Hosts,
-		"expires_at", tok.ExpiresAt.UTC().Format(time.RFC3339), "next_refresh_in", next.Round(time.Second).String())
-	c.enqueueAll()
+		"expires_at", formatTime(p.Token.ExpiresAt), "next_refresh_in", next.Round(time.Second).String())
+	if partial != nil {
+		return next, partial
+	}
 	return next, nil
 }
+
+// setFailing records a failed fetch; the first of a series posts an Event.
+func (c *Controller) setFailing(err error) {
+	if c.failing {
+		return
+	}
+	c.failing = true
+	if c.opts.Events != nil {
+		c.opts.Events.RefreshFailed(err)
+	}
+}
+
+// nextRetry is the delay before retrying a failed fetch: jittered, never
+// beyond RetryMax (the longest retry delay); it doubles the backoff.
+func (c *Controller) nextRetry(backoff *time.Duration) time.Duration {
+	delay := min(wait.Jitter(*backoff, 0.2), c.opts.RetryMax)
+	*backoff = min(*backoff*2, c.opts.RetryMax)
+	return delay
+}
+
+// noteToken reports what is odd about a fresh token: a clock that differs
+// from ECR's by more than a minute, and a token already expired by ECR's own
+// clock (written only where no usable Secret is, and fetched again after
+// MinRefreshInterval).
+func (c *Controller) noteToken(tok kube.Token) {
+	c.opts.Observer.ClockSkew(tok.ClockSkew)
+	if tok.ClockSkew > time.Minute || tok.ClockSkew < -time.Minute {
+		c.log.Warn("this machine's clock differs from ECR's; token lifetimes are measured on ECR's clock",
+			"clock_skew", tok.ClockSkew.Round(time.Second).String())
+	}
+	if tok.ExpiresAt.After(tok.FetchedAt) {
+		return
+	}
+	c.opts.Observer.ExpiredTokenFetched()
+	c.log.Warn("ecr returned a token already expired by its own clock; it is written only where no usable secret exists",
+		"expired_for", tok.FetchedAt.Sub(tok.ExpiresAt).Round(time.Second).String(),
+		"retry_in", c.opts.MinRefreshInterval.String())
+	if c.opts.Events != nil {
+		c.opts.Events.TokenExpired(tok.FetchedAt.Sub(tok.ExpiresAt))
+	}
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 func (c *Controller) processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[string]) bool {
 	ns, quit := q.Get()
@@ -315,22 +393,11 @@ func (c *Controller) syncNamespace(ctx context.Context, name string) (string, er
 		}
 		return "", nil
 	}
-	p := c.payload.Load()
-	if p == nil {
-		return "", nil // the first token enqueues every namespace
-	}
-	now := c.clock.Now()
-	if !now.Before(p.Token.ExpiresAt) {
-		return SyncSkipped, nil // never write an expired token; the next fetch enqueues again
-	}
-
 	secret, err := c.cachedSecret(name)
 	if err != nil {
 		return SyncError, err
 	}
-	plan := kube.PlanSecret(secret, p, now, c.opts.RefreshRemainingFraction)
-	switch plan.Action {
-	case kube.SecretForeign:
+	if secret != nil && !kube.Owned(secret) {
 		c.log.Warn("secret exists and is not managed by kube-ecr-refresher; namespace skipped",
 			"namespace", name, "secret", c.opts.SecretName,
 			"hint", "delete or rename it, or label it "+kube.ManagedByLabel+"="+kube.ManagedByValue+" to let us manage it")
@@ -338,33 +405,48 @@ func (c *Controller) syncNamespace(ctx context.Context, name string) (string, er
 			c.opts.Events.SecretNotOurs(ns, c.opts.SecretName)
 		}
 		return SyncSkipped, nil
-	case kube.SecretUpToDate:
-		if !plan.RecheckAt.IsZero() {
-			if q := c.queue.Load(); q != nil {
-				(*q).AddAfter(name, plan.RecheckAt.Sub(now))
+	}
+	// Without a token, a Secret of ours already in place still gets its
+	// ServiceAccount entries: a new leader during an ECR outage serves a
+	// re-created ServiceAccount at once.
+	p := c.payload.Load()
+	if p == nil && secret == nil {
+		return "", nil // the first token enqueues every namespace
+	}
+	if p != nil {
+		now := c.clock.Now()
+		plan := kube.PlanSecret(secret, p, now, c.opts.RefreshRemainingFraction)
+		switch plan.Action {
+		case kube.SecretUpToDate:
+			if !plan.RecheckAt.IsZero() {
+				if q := c.queue.Load(); q != nil {
+					(*q).AddAfter(name, plan.RecheckAt.Sub(now))
+				}
 			}
-		}
-	default:
-		written, err := kube.ApplySecret(ctx, c.client.CoreV1(), name, c.opts.SecretName, secret, plan.Action, p, c.opts.DryRun)
-		if err != nil {
-			if isTerminating(err) {
-				return "", nil
+		default:
+			written, err := kube.ApplySecret(ctx, c.client.CoreV1(), name, c.opts.SecretName, secret, plan.Action, p, c.opts.DryRun)
+			if err != nil {
+				if isTerminating(err) {
+					return "", nil
+				}
+				// AlreadyExists and Conflict are our cache behind a write:
+				// retried quietly (processNext), not worth an Event.
+				if c.opts.Events != nil && ctx.Err() == nil && !apierrors.IsAlreadyExists(err) && !apierrors.IsConflict(err) {
+					c.opts.Events.SecretFailed(ns, c.opts.SecretName, err)
+				}
+				return SyncError, err
 			}
-			if c.opts.Events != nil && ctx.Err() == nil {
-				c.opts.Events.SecretFailed(ns, c.opts.SecretName, err)
+			if written != nil {
+				c.caches.Wrote(written)
 			}
-			return SyncError, err
+			op := OpUpdate
+			if plan.Action == kube.SecretCreate || plan.Action == kube.SecretRecreate {
+				op = OpCreate
+			}
+			c.opts.Observer.Wrote(KindSecret, op, name)
+			c.log.Info(c.verb("secret written", "dry run: secret would be written"), "namespace", name, "secret", c.opts.SecretName, "action", plan.Action.String(),
+				"reason", plan.Reason, "expires_at", p.Token.ExpiresAt.UTC().Format(time.RFC3339))
 		}
-		if written != nil {
-			c.caches.Wrote(written)
-		}
-		op := OpUpdate
-		if plan.Action == kube.SecretCreate || plan.Action == kube.SecretRecreate {
-			op = OpCreate
-		}
-		c.opts.Observer.Wrote(KindSecret, op, name)
-		c.log.Info(c.verb("secret written", "dry run: secret would be written"), "namespace", name, "secret", c.opts.SecretName, "action", plan.Action.String(),
-			"reason", plan.Reason, "expires_at", p.Token.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 
 	sas, err := c.caches.ServiceAccountsIn(name)

@@ -81,10 +81,10 @@ func TestSyncNamespace(t *testing.T) {
 			wantWrites:  []string{"create secrets a", "update serviceaccounts a"},
 		},
 		{
-			name: "A namespace that left the target set has our Secret and its entries removed",
+			name: "A namespace that left the target set has our Secret and the entries we added removed",
 			objs: []runtime.Object{
 				namespace("a"), namespace("b"),
-				serviceAccount("a", "default"), serviceAccount("b", "default", "other", testSecret),
+				serviceAccount("a", "default"), addedByUs(serviceAccount("b", "default", "other", testSecret)),
 				ourOldSecret("b", current),
 			},
 			target:      func(ns *corev1.Namespace) bool { return ns.Name == "a" },
@@ -150,12 +150,35 @@ func TestSyncNamespace(t *testing.T) {
 			wantPull:    map[string][]string{"a/default": {"other"}, "a/builder": nil, "b/default": nil},
 		},
 		{
-			name:        "An expired token is never written",
-			objs:        base(),
+			name: "An entry someone else added under our Secret's name stays when the namespace leaves the target set",
+			objs: []runtime.Object{
+				namespace("a"), namespace("b"),
+				serviceAccount("a", "default"), serviceAccount("b", "default", "other", testSecret),
+				ourOldSecret("b", current),
+			},
+			target:      func(ns *corev1.Namespace) bool { return ns.Name == "a" },
+			token:       &current,
+			now:         t0.Add(time.Minute),
+			wantSecrets: map[string]string{"a": "pw-1"},
+			wantPull:    map[string][]string{"a/default": {testSecret}, "b/default": {"other", testSecret}},
+			wantWrites:  []string{"create secrets a", "delete secrets b", "update serviceaccounts a"},
+		},
+		{
+			name:        "An expired token is written where no usable Secret is, never over a valid one",
+			objs:        base(ourOldSecret("b", token(t0.Add(11*time.Hour), 12*time.Hour, "pw-0"))),
 			token:       &current,
 			now:         current.ExpiresAt,
-			wantSecrets: map[string]string{},
-			wantPull:    map[string][]string{"a/default": {"other"}, "a/builder": nil, "b/default": nil},
+			wantSecrets: map[string]string{"a": "pw-1", "b": "pw-0"},
+			wantPull:    map[string][]string{"a/default": {"other", testSecret}, "a/builder": nil, "b/default": {testSecret}},
+			wantWrites:  []string{"create secrets a", "update serviceaccounts a", "update serviceaccounts b"},
+		},
+		{
+			name:        "Without a token, a Secret of ours in place still gets its ServiceAccount entries",
+			objs:        base(ourOldSecret("b", token(t0, 12*time.Hour, "pw-0"))),
+			now:         t0.Add(time.Minute),
+			wantSecrets: map[string]string{"b": "pw-0"},
+			wantPull:    map[string][]string{"a/default": {"other"}, "a/builder": nil, "b/default": {testSecret}},
+			wantWrites:  []string{"update serviceaccounts b"},
 		},
 		{
 			name:        "A namespace missing from the cache is ignored",
@@ -369,6 +392,8 @@ func TestRefreshOnce(t *testing.T) {
 		wantWaitMax time.Duration
 		wantToken   string // password of the current token afterwards
 		wantErr     bool
+		// noCurrent starts without a current token (pw-0, valid for 11 h).
+		noCurrent bool
 	}{
 		{
 			name:      "A 12 hour token is fetched again when half its lifetime remains",
@@ -386,12 +411,14 @@ func TestRefreshOnce(t *testing.T) {
 		},
 		{
 			name:      "A token due sooner than the minimum interval waits the minimum interval",
+			noCurrent: true,
 			next:      freshTokens(90 * time.Second),
 			wantWait:  time.Minute,
 			wantToken: "pw-1",
 		},
 		{
-			name: "A token past its refresh time waits the minimum interval",
+			name:      "A token past its refresh time waits the minimum interval",
+			noCurrent: true,
 			next: func(_ int, now time.Time) (kube.Token, error) {
 				return token(now.Add(-7*time.Hour), 12*time.Hour, "pw-1"), nil
 			},
@@ -399,10 +426,34 @@ func TestRefreshOnce(t *testing.T) {
 			wantToken: "pw-1",
 		},
 		{
-			name: "An expired token waits the minimum interval",
+			name:      "An expired token waits the minimum interval",
+			noCurrent: true,
 			next: func(_ int, now time.Time) (kube.Token, error) {
 				return token(now.Add(-13*time.Hour), 12*time.Hour, "pw-1"), nil
 			},
+			wantWait:  time.Minute,
+			wantToken: "pw-1",
+		},
+		{
+			name:      "A token that expires before the current one does not replace it",
+			next:      freshTokens(90 * time.Second),
+			wantWait:  5 * time.Hour,
+			wantToken: "pw-0",
+		},
+		{
+			name: "A token already expired by ECR's clock does not replace a valid current one",
+			next: func(_ int, now time.Time) (kube.Token, error) {
+				return token(now, -time.Minute, "pw-1"), nil
+			},
+			wantWait:  5 * time.Hour,
+			wantToken: "pw-0",
+		},
+		{
+			name: "A token already expired by ECR's clock becomes current when there is no other and is fetched again after the minimum interval",
+			next: func(_ int, now time.Time) (kube.Token, error) {
+				return token(now, -time.Minute, "pw-1"), nil
+			},
+			noCurrent: true,
 			wantWait:  time.Minute,
 			wantToken: "pw-1",
 		},
@@ -428,7 +479,9 @@ func TestRefreshOnce(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, testOptions())
-			e.setPayload(t, previous)
+			if !tt.noCurrent {
+				e.setPayload(t, previous)
+			}
 			e.tokens.set(tt.next)
 			backoff := e.c.opts.RetryInitial
 
@@ -591,8 +644,10 @@ func TestLeadExpiredTokenDoesNotSpin(t *testing.T) {
 			t.Errorf("fetch %d came %s after the previous one, want at least %s", i+1, gap, e.c.opts.MinRefreshInterval)
 		}
 	}
-	if w := e.writes(); len(w) != 0 {
-		t.Errorf("an expired token was written: %v", w)
+	// With no usable Secret in place the expired token is written once (as
+	// the kubelet would still try it); the same token again writes nothing.
+	if diff := cmp.Diff([]string{"create secrets a", "update serviceaccounts a"}, e.writes()); diff != "" {
+		t.Errorf("writes (-want +got):\n%s", diff)
 	}
 }
 
