@@ -79,6 +79,7 @@ func TestConfigKeysMatchController(t *testing.T) {
 		"KUBECONFIG":               "in-cluster configuration",
 		"LEASE_NAMESPACE":          "the Lease lives in the release namespace, the controller's POD_NAMESPACE default",
 		"LEADER_ELECTION_IDENTITY": "the Pod name, the controller's POD_NAME default",
+		"LEADER_ELECT":             "always true: every workload elects a leader, so the uninstall cleanup can stop it (TestAlwaysElected)",
 		"HEALTH_ADDR":              "rendered from health.port",
 		"METRICS_ADDR":             "rendered from metrics.enabled and metrics.port",
 		"EVENTS":                   "rendered from events.enabled, which also adds the RBAC rule",

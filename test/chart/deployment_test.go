@@ -113,7 +113,6 @@ func TestPodDisruptionBudget(t *testing.T) {
 		{name: "Two replicas get a PDB", replicas: 2, wantPDB: true},
 		{name: "Three replicas get a PDB", replicas: 3, wantPDB: true},
 		{name: "One replica gets none", replicas: 1, wantPDB: false},
-		{name: "One replica without leader election gets none", replicas: 1, extra: []string{"--set", "config.leaderElect=false"}, wantPDB: false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -167,18 +166,18 @@ func TestEnv(t *testing.T) {
 	}
 	// The defaults, with one variable replaced or added: the config keys'
 	// variables come in key order, then the health, metrics and events ones.
-	defaults := func(leaderElect, leaseName string, extra ...corev1.EnvVar) []corev1.EnvVar {
+	defaults := func(leaseName string, extra ...corev1.EnvVar) []corev1.EnvVar {
 		all := []corev1.EnvVar{
 			valueEnv("KUBE_ECR_REFRESHER_DRY_RUN", "false"),
 			valueEnv("KUBE_ECR_REFRESHER_ECR_PUBLIC", "false"),
 			valueEnv("KUBE_ECR_REFRESHER_EXCLUDE_NAMESPACES", ""),
 			valueEnv("KUBE_ECR_REFRESHER_EXTRA_REGISTRY_HOSTS", ""),
-			valueEnv("KUBE_ECR_REFRESHER_LEADER_ELECT", leaderElect),
 			valueEnv("KUBE_ECR_REFRESHER_LEASE_NAME", leaseName),
 			valueEnv("KUBE_ECR_REFRESHER_REGISTRIES", ""),
 			valueEnv("KUBE_ECR_REFRESHER_SECRET_NAME", "ecr-pull-secret"),
 			valueEnv("KUBE_ECR_REFRESHER_SERVICE_ACCOUNTS", "default"),
 			valueEnv("KUBE_ECR_REFRESHER_TARGET_NAMESPACES", ""),
+			valueEnv("KUBE_ECR_REFRESHER_LEADER_ELECT", "true"),
 			valueEnv("KUBE_ECR_REFRESHER_HEALTH_ADDR", ":8081"),
 		}
 		for _, e := range extra {
@@ -198,7 +197,7 @@ func TestEnv(t *testing.T) {
 		{
 			name: "Keyless credentials set only the region",
 			args: []string{"-f", ciFile(t, "irsa")},
-			want: env(downward, []corev1.EnvVar{valueEnv("AWS_REGION", "ap-southeast-2")}, defaults("true", "kube-ecr-refresher")),
+			want: env(downward, []corev1.EnvVar{valueEnv("AWS_REGION", "ap-southeast-2")}, defaults("kube-ecr-refresher")),
 		},
 		{
 			name: "Static keys come from the chart's Secret",
@@ -207,7 +206,7 @@ func TestEnv(t *testing.T) {
 				valueEnv("AWS_REGION", "eu-west-1"),
 				secretEnv("AWS_ACCESS_KEY_ID", "kube-ecr-refresher-aws"),
 				secretEnv("AWS_SECRET_ACCESS_KEY", "kube-ecr-refresher-aws"),
-			}, defaults("true", "kube-ecr-refresher")),
+			}, defaults("kube-ecr-refresher")),
 		},
 		{
 			name: "An existing Secret is referenced by name",
@@ -216,26 +215,26 @@ func TestEnv(t *testing.T) {
 				valueEnv("AWS_REGION", "us-east-1"),
 				secretEnv("AWS_ACCESS_KEY_ID", "ecr-aws"),
 				secretEnv("AWS_SECRET_ACCESS_KEY", "ecr-aws"),
-			}, defaults("true", "kube-ecr-refresher")),
+			}, defaults("kube-ecr-refresher")),
 		},
 		{
-			name: "A single replica may turn leader election off",
+			name: "A single replica elects a leader too",
 			args: []string{"-f", ciFile(t, "single-replica")},
 			want: env(downward, []corev1.EnvVar{
 				valueEnv("AWS_REGION", "eu-central-1"),
 				secretEnv("AWS_ACCESS_KEY_ID", "ecr-aws"),
 				secretEnv("AWS_SECRET_ACCESS_KEY", "ecr-aws"),
-			}, defaults("false", "kube-ecr-refresher")),
+			}, defaults("kube-ecr-refresher")),
 		},
 		{
 			name: "Several replicas always elect a leader",
 			args: []string{"--set", "aws.region=eu-west-1", "--set", "replicaCount=3"},
-			want: env(downward, []corev1.EnvVar{valueEnv("AWS_REGION", "eu-west-1")}, defaults("true", "kube-ecr-refresher")),
+			want: env(downward, []corev1.EnvVar{valueEnv("AWS_REGION", "eu-west-1")}, defaults("kube-ecr-refresher")),
 		},
 		{
 			name: "Metrics and events add their variables after the health address",
 			args: []string{"-f", ciFile(t, "metrics")},
-			want: env(downward, []corev1.EnvVar{valueEnv("AWS_REGION", "eu-west-1")}, defaults("true", "kube-ecr-refresher",
+			want: env(downward, []corev1.EnvVar{valueEnv("AWS_REGION", "eu-west-1")}, defaults("kube-ecr-refresher",
 				valueEnv("KUBE_ECR_REFRESHER_METRICS_ADDR", ":9090"),
 				valueEnv("KUBE_ECR_REFRESHER_EVENTS", "true"),
 			)),
@@ -243,7 +242,7 @@ func TestEnv(t *testing.T) {
 		{
 			name: "Registries render as ACCOUNT_ID:REGION[:ROLE_ARN] joined with commas",
 			args: []string{"-f", ciFile(t, "multi-registry")},
-			want: env(downward, []corev1.EnvVar{valueEnv("AWS_REGION", "eu-west-1")}, defaults("true", "kube-ecr-refresher",
+			want: env(downward, []corev1.EnvVar{valueEnv("AWS_REGION", "eu-west-1")}, defaults("kube-ecr-refresher",
 				valueEnv("KUBE_ECR_REFRESHER_ECR_PUBLIC", "true"),
 				valueEnv("KUBE_ECR_REFRESHER_EXTRA_REGISTRY_HOSTS", "777788889999.dkr.ecr.eu-west-1.amazonaws.com"),
 				valueEnv("KUBE_ECR_REFRESHER_REGISTRIES", "111122223333:eu-west-1,111122223333:us-east-1,444455556666:eu-west-1:arn:aws:iam::444455556666:role/ecr-read"),
@@ -252,7 +251,7 @@ func TestEnv(t *testing.T) {
 		{
 			name: "Every ServiceAccount is a single star",
 			args: []string{"--set", "aws.region=eu-west-1", "--set-json", `config.serviceAccounts=["*"]`},
-			want: env(downward, []corev1.EnvVar{valueEnv("AWS_REGION", "eu-west-1")}, defaults("true", "kube-ecr-refresher",
+			want: env(downward, []corev1.EnvVar{valueEnv("AWS_REGION", "eu-west-1")}, defaults("kube-ecr-refresher",
 				valueEnv("KUBE_ECR_REFRESHER_SERVICE_ACCOUNTS", "*"),
 			)),
 		},
@@ -270,7 +269,6 @@ func TestEnv(t *testing.T) {
 				valueEnv("KUBE_ECR_REFRESHER_EXTRA_REGISTRY_HOSTS", "123456789012.dkr-ecr.eu-west-1.on.aws"),
 				valueEnv("KUBE_ECR_REFRESHER_KUBE_API_BURST", "100"),
 				valueEnv("KUBE_ECR_REFRESHER_KUBE_API_QPS", "50"),
-				valueEnv("KUBE_ECR_REFRESHER_LEADER_ELECT", "true"),
 				valueEnv("KUBE_ECR_REFRESHER_LEASE_DURATION", "30s"),
 				valueEnv("KUBE_ECR_REFRESHER_LEASE_NAME", "ecr-refresher-leader"),
 				valueEnv("KUBE_ECR_REFRESHER_LOG_FORMAT", "text"),
@@ -287,6 +285,7 @@ func TestEnv(t *testing.T) {
 				valueEnv("KUBE_ECR_REFRESHER_SERVICE_ACCOUNTS", "default,builder"),
 				valueEnv("KUBE_ECR_REFRESHER_TARGET_NAMESPACES", "team-a,team-b,platform-*"),
 				valueEnv("KUBE_ECR_REFRESHER_WORKERS", "4"),
+				valueEnv("KUBE_ECR_REFRESHER_LEADER_ELECT", "true"),
 				valueEnv("KUBE_ECR_REFRESHER_HEALTH_ADDR", ":9000"),
 				valueEnv("AWS_STS_REGIONAL_ENDPOINTS", "regional"),
 			}),

@@ -221,9 +221,9 @@ func TestPrometheusRule(t *testing.T) {
 		{name: "Minutes count", args: append(on, "--set", "metrics.prometheusRule.tokenExpiryThreshold=90m"), want: []alertRule{expiring("5400"), failing, noLeader}},
 		{name: "Hours, minutes and seconds add up", args: append(on, "--set", "metrics.prometheusRule.tokenExpiryThreshold=2h1m30s"), want: []alertRule{expiring("7290"), failing, noLeader}},
 		{
-			name: "Without leader election there is no leader to miss",
-			args: append(on, "--set", "replicaCount=1", "--set", "config.leaderElect=false"),
-			want: []alertRule{expiring("3600"), failing},
+			name: "A single replica elects itself, so a missing leader is alerted on too",
+			args: append(on, "--set", "replicaCount=1"),
+			want: []alertRule{expiring("3600"), failing, noLeader},
 		},
 	}
 	for _, tt := range tests {

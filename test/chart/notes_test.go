@@ -93,10 +93,14 @@ func TestNotes(t *testing.T) {
 			want: []string{"helm uninstall first runs the Job kube-ecr-refresher-cleanup", "--no-hooks"},
 		},
 		{
-			name:    "A single replica without leader election points at the Deployment's logs",
-			args:    []string{"-f", ciFile(t, "single-replica"), "--set-json", "config.serviceAccounts=[]", "--set", "cleanup.onUninstall=false"},
-			want:    []string{"in every namespace.", "kubectl -n kube-ecr-refresher logs deployment/kube-ecr-refresher"},
-			notWant: []string{"lease", "ServiceAccounts:", "helm uninstall first runs"},
+			name: "A single replica points at the Lease holder's logs too",
+			args: []string{"-f", ciFile(t, "single-replica"), "--set-json", "config.serviceAccounts=[]", "--set", "cleanup.onUninstall=false"},
+			want: []string{
+				"in every namespace.",
+				"kubectl -n kube-ecr-refresher get lease kube-ecr-refresher -o jsonpath='{.spec.holderIdentity}",
+				"4. The pull Secrets exist",
+			},
+			notWant: []string{"ServiceAccounts:", "helm uninstall first runs", "logs deployment/"},
 		},
 		{
 			name: "Keyless credentials are explained",

@@ -96,20 +96,22 @@ func TestRBACRules(t *testing.T) {
 			wantRole:        leaseRules("kube-ecr-refresher"),
 		},
 		{
-			name:            "A CronJob with leader election takes the Lease like a replica",
+			name:            "A CronJob takes the Lease like a replica",
 			args:            []string{"-f", ciFile(t, "cronjob")},
 			wantClusterRole: clusterRules("ecr-pull-secret", serviceAccountsRule("default"), eventsRule()),
 			wantRole:        leaseRules("kube-ecr-refresher"),
 		},
 		{
-			name:            "A CronJob without leader election needs no Lease, whatever replicaCount says",
-			args:            []string{"-f", ciFile(t, "cronjob"), "--set", "config.leaderElect=false"},
-			wantClusterRole: clusterRules("ecr-pull-secret", serviceAccountsRule("default"), eventsRule()),
-		},
-		{
-			name:            "A single replica without leader election gets no Lease Role",
+			name:            "A single replica takes the Lease too",
 			args:            []string{"-f", ciFile(t, "single-replica")},
 			wantClusterRole: clusterRules("ecr-pull-secret", serviceAccountsRule("default")),
+			wantRole:        leaseRules("kube-ecr-refresher"),
+		},
+		{
+			name:            "A leftover config.leaderElect=true changes nothing",
+			args:            []string{"-f", ciFile(t, "single-replica"), "--set", "config.leaderElect=true"},
+			wantClusterRole: clusterRules("ecr-pull-secret", serviceAccountsRule("default")),
+			wantRole:        leaseRules("kube-ecr-refresher"),
 		},
 	}
 	for _, tt := range tests {

@@ -134,18 +134,10 @@ func (p *proc) Logs() string {
 // start runs the binary with the base environment plus extraEnv and args.
 func (e *env) start(name string, extraEnv []string, args ...string) *proc {
 	e.t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append(e.baseEnv(), extraEnv...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p := &proc{t: e.t, name: name, cmd: cmd, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p, p
-	if err := cmd.Start(); err != nil {
-		e.t.Fatalf("start %s: %v", name, err)
+	p, err := e.launch(name, append(e.baseEnv(), extraEnv...), args...)
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
 	e.t.Cleanup(func() {
 		p.signal(syscall.SIGTERM)
 		select {
@@ -160,6 +152,24 @@ func (e *env) start(name string, extraEnv []string, args ...string) *proc {
 		}
 	})
 	return p
+}
+
+// launch runs the binary with exactly the environment env and args; the
+// caller stops it. Safe to call from any goroutine.
+func (e *env) launch(name string, env []string, args ...string) (*proc, error) {
+	cmd := exec.Command(binary, args...)
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p := &proc{t: e.t, name: name, cmd: cmd, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p, p
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
 }
 
 func (p *proc) signal(s syscall.Signal) {

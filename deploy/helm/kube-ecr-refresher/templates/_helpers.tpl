@@ -103,8 +103,13 @@ Checks of combinations the schema cannot express; renders nothing.
 {{- if ne (empty .Values.aws.accessKeyId) (empty .Values.aws.secretAccessKey) }}
 {{- fail "aws.accessKeyId and aws.secretAccessKey must be set together" }}
 {{- end }}
-{{- if and (gt (int .Values.replicaCount) 1) (not .Values.config.leaderElect) (not .Values.cronJob.enabled) }}
-{{- fail "config.leaderElect=false needs replicaCount=1: replicas without leader election would all write" }}
+{{- if eq (toString .Values.config.leaderElect) "false" }}
+{{- fail "config.leaderElect was removed and cannot be false: the controller always elects a leader through a Lease (one renewal every few seconds), so that the uninstall cleanup can stop it and a rollout never runs two writers. Delete the key from your values." }}
+{{- end }}
+{{- range .Values.extraEnv }}
+{{- if hasPrefix "KUBE_ECR_REFRESHER_" .name }}
+{{- fail (printf "extraEnv must not set %s: the controller's settings are the config, health, metrics and events values, and the chart sets the rest itself (leader election, Lease namespace, identity)" .name) }}
+{{- end }}
 {{- end }}
 {{- if and (has "*" .Values.config.serviceAccounts) (gt (len .Values.config.serviceAccounts) 1) }}
 {{- fail "config.serviceAccounts: \"*\" (every ServiceAccount) must be the only entry" }}
@@ -121,14 +126,6 @@ Checks of combinations the schema cannot express; renders nothing.
 {{- else if eq (int .Values.metrics.port) (int .Values.health.port) }}
 {{- fail (printf "metrics.port and health.port must differ, both are %d" (int .Values.health.port)) }}
 {{- end }}
-{{- end }}
-
-{{/*
-Leader election is on when config.leaderElect is true; validate makes sure it
-is whenever there is more than one replica.
-*/}}
-{{- define "kube-ecr-refresher.leaderElect" -}}
-{{- if or (and (gt (int .Values.replicaCount) 1) (not .Values.cronJob.enabled)) .Values.config.leaderElect }}true{{ else }}false{{ end }}
 {{- end }}
 
 {{/*
@@ -169,15 +166,15 @@ AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the static keys' Secret, if any
 
 {{/*
 The KUBE_ECR_REFRESHER_* variables: one per config key, in key order (lists
-joined with commas, registries as ACCOUNT_ID:REGION[:ROLE_ARN]), then the
-health address, the metrics address and events when enabled, then extraEnv.
+joined with commas, registries as ACCOUNT_ID:REGION[:ROLE_ARN]), then leader
+election, always on, the health address, the metrics address and events when
+enabled, then extraEnv (which validate keeps from setting any of these).
 */}}
 {{- define "kube-ecr-refresher.settingsEnv" -}}
 {{- range $key, $value := .Values.config }}
 {{- $name := printf "KUBE_ECR_REFRESHER_%s" ($key | snakecase | upper) }}
 {{- if eq $key "leaderElect" }}
-- name: {{ $name }}
-  value: {{ include "kube-ecr-refresher.leaderElect" $ | quote }}
+{{- /* removed; validate rejects false, true is the only behaviour */}}
 {{- else if eq $key "leaseName" }}
 - name: {{ $name }}
   value: {{ include "kube-ecr-refresher.leaseName" $ | quote }}
@@ -192,6 +189,8 @@ health address, the metrics address and events when enabled, then extraEnv.
   value: {{ toString $value | quote }}
 {{- end }}
 {{- end }}
+- name: KUBE_ECR_REFRESHER_LEADER_ELECT
+  value: "true"
 - name: KUBE_ECR_REFRESHER_HEALTH_ADDR
   value: {{ printf ":%d" (int .Values.health.port) | quote }}
 {{- if .Values.metrics.enabled }}
