@@ -100,9 +100,10 @@ func run(ctx context.Context, version string, args []string, stderr io.Writer, d
 	if err != nil {
 		return ConfigError{fmt.Errorf("%s (--%s): %w", config.EnvName("NAMESPACE_SELECTOR"), config.FlagName("NAMESPACE_SELECTOR"), err)}
 	}
+	identity := leaderIdentity(cfg)
 	newClient := d.kube
 	if newClient == nil {
-		newClient = func(cfg config.Config) (kubernetes.Interface, error) { return realClient(cfg, version) }
+		newClient = func(cfg config.Config) (kubernetes.Interface, error) { return realClient(cfg, version, identity) }
 	}
 	var (
 		reg *prometheus.Registry
@@ -126,7 +127,6 @@ func run(ctx context.Context, version string, args []string, stderr io.Writer, d
 		return err
 	}
 
-	identity := leaderIdentity(cfg)
 	leaseNS := leaseNamespace(cfg)
 	opts := refresher.Options{
 		SecretName:               cfg.SecretName,
@@ -138,6 +138,8 @@ func run(ctx context.Context, version string, args []string, stderr io.Writer, d
 		RetryMax:                 cfg.RetryMax,
 		Workers:                  cfg.Workers,
 		DryRun:                   cfg.DryRun,
+		// Half the margin between a failed renewal and the Lease expiring.
+		Drain: (cfg.LeaseDuration - cfg.RenewDeadline) / 2,
 	}
 	if m != nil {
 		opts.Observer = m
@@ -334,8 +336,8 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 
 // realClient builds the Kubernetes client from the kubeconfig or the
 // in-cluster configuration.
-func realClient(cfg config.Config, version string) (kubernetes.Interface, error) {
-	rc, err := restConfig(cfg, version)
+func realClient(cfg config.Config, version, identity string) (kubernetes.Interface, error) {
+	rc, err := restConfig(cfg, version, identity)
 	if err != nil {
 		return nil, ConfigError{err}
 	}
@@ -346,7 +348,10 @@ func realClient(cfg config.Config, version string) (kubernetes.Interface, error)
 	return client, nil
 }
 
-func restConfig(cfg config.Config, version string) (*rest.Config, error) {
+// restConfig builds the client configuration. The user agent names this
+// replica (kube-ecr-refresher/VERSION (IDENTITY)), so the API server's audit
+// log tells which replica made each write.
+func restConfig(cfg config.Config, version, identity string) (*rest.Config, error) {
 	var (
 		rc  *rest.Config
 		err error
@@ -369,7 +374,7 @@ func restConfig(cfg config.Config, version string) (*rest.Config, error) {
 	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	rc.QPS = float32(cfg.QPS)
 	rc.Burst = cfg.Burst
-	rc.UserAgent = "kube-ecr-refresher/" + version
+	rc.UserAgent = "kube-ecr-refresher/" + version + " (" + identity + ")"
 	return rc, nil
 }
 

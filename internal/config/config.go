@@ -75,7 +75,7 @@ type Config struct {
 	Burst int     `envconfig:"KUBE_API_BURST" default:"2000" desc:"Kubernetes API client burst"`
 
 	// LeaderElect turns leader election on; off only for a single replica.
-	LeaderElect bool `envconfig:"LEADER_ELECT" default:"true" desc:"elect a leader through a Lease; disable only with a single replica"`
+	LeaderElect bool `envconfig:"LEADER_ELECT" default:"true" desc:"elect a leader through a Lease; disable only when no other process runs with this Lease: --cleanup and --once cannot stop a controller that runs without it"`
 	// LeaseName and LeaseNamespace name the coordination.k8s.io Lease.
 	LeaseName string `envconfig:"LEASE_NAME" default:"kube-ecr-refresher" desc:"name of the leader election Lease"`
 	// LeaseNamespace defaults to POD_NAMESPACE, else the in-cluster namespace, else "default".

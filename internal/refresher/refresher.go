@@ -52,6 +52,12 @@ type Options struct {
 	Observer Observer
 	// Events posts Kubernetes Events; nil posts none.
 	Events EventSink
+	// Drain is how long a namespace sync under way when Lead's context ends
+	// may go on, so that its requests finish before Lead returns (and the
+	// Lease is released); 0 cancels them at once. Keep it well below the
+	// lease duration minus the renew deadline: after a lost Lease, that is
+	// the margin before another replica may lead.
+	Drain time.Duration
 	// WorkqueueMetrics instruments the workqueue; nil disables it.
 	WorkqueueMetrics workqueue.MetricsProvider
 }
@@ -342,7 +348,12 @@ func (c *Controller) processNext(ctx context.Context, q workqueue.TypedRateLimit
 		return false
 	}
 	defer q.Done(ns)
-	err := c.SyncNamespace(ctx, ns)
+	if ctx.Err() != nil {
+		return false // stopping: what is still queued is abandoned
+	}
+	syncCtx, stop := c.draining(ctx)
+	err := c.SyncNamespace(syncCtx, ns)
+	stop()
 	if err == nil {
 		q.Forget(ns)
 		return true
@@ -358,6 +369,30 @@ func (c *Controller) processNext(ctx context.Context, q workqueue.TypedRateLimit
 	}
 	q.AddRateLimited(ns)
 	return true
+}
+
+// draining returns a context for one sync that outlives ctx by at most
+// Options.Drain: a sync under way when the leader stops finishes its
+// requests, so none is still in flight when the Lease is released. stop must
+// be called when the sync is done.
+func (c *Controller) draining(ctx context.Context) (context.Context, func()) {
+	if c.opts.Drain <= 0 {
+		return ctx, func() {}
+	}
+	syncCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stopAfter := context.AfterFunc(ctx, func() {
+		t := c.clock.NewTimer(c.opts.Drain)
+		defer t.Stop()
+		select {
+		case <-t.C():
+			cancel()
+		case <-syncCtx.Done():
+		}
+	})
+	return syncCtx, func() {
+		stopAfter()
+		cancel()
+	}
 }
 
 // SyncNamespace brings one namespace in line with the current token: its

@@ -267,6 +267,15 @@ func (cp *ControlPlane) startAPIServer(ctx context.Context, etcdURL string) erro
 			// the kubernetes Service, which the API rejects.
 			"--endpoint-reconciler-type=none",
 			"--allow-privileged=true",
+			// Every write to Secrets and ServiceAccounts, with its user agent
+			// and timestamps, so tests can attribute writes to replicas.
+			"--audit-policy-file=" + cp.path(auditPolicyFile),
+			"--audit-log-path=" + cp.AuditLog(),
+			"--audit-log-format=json",
+			"--audit-log-mode=blocking",
+		}
+		if err := os.WriteFile(cp.path(auditPolicyFile), []byte(auditPolicy), 0o600); err != nil {
+			return nil, nil, fmt.Errorf("write audit policy: %w", err)
 		}
 		// Only this kube-apiserver knows the admin token and has a
 		// certificate from this CA, so the check cannot pass against another.
@@ -432,6 +441,26 @@ func (cp *ControlPlane) stop() error {
 	cp.log.Info("control plane stopped", "dir", cp.dir)
 	return errors.Join(errs...)
 }
+
+// auditPolicy records, at Metadata level and at ResponseComplete only, every
+// write to Secrets and ServiceAccounts; nothing else.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived", "ResponseStarted", "Panic"]
+rules:
+- level: Metadata
+  verbs: ["create", "update", "patch", "delete"]
+  resources:
+  - group: ""
+    resources: ["secrets", "serviceaccounts"]
+- level: None
+`
+
+const auditPolicyFile = "audit-policy.yaml"
+
+// AuditLog is the path of kube-apiserver's JSON audit log: one line per
+// write to a Secret or ServiceAccount, when the response was complete.
+func (cp *ControlPlane) AuditLog() string { return cp.path("audit.log") }
 
 // URL is the kube-apiserver's address, https://127.0.0.1:<port>.
 func (cp *ControlPlane) URL() string { return cp.url }
