@@ -145,8 +145,9 @@ func run(ctx context.Context, version string, args []string, stderr io.Writer, d
 		opts.Observer = m
 		opts.WorkqueueMetrics = m.WorkqueueProvider()
 	}
+	var events *kube.Events
 	if cfg.Events {
-		events := kube.NewEvents(client, os.Getenv("POD_NAMESPACE"), os.Getenv("POD_NAME"), leaseNS, cfg.LeaseName, log)
+		events = kube.NewEvents(client, os.Getenv("POD_NAMESPACE"), os.Getenv("POD_NAME"), leaseNS, cfg.LeaseName, log)
 		defer events.Shutdown()
 		opts.Events = events
 	}
@@ -228,6 +229,11 @@ func run(ctx context.Context, version string, args []string, stderr io.Writer, d
 			log.Error("controller stopped", "error", err)
 			cancel()
 		}
+		// The process exits once leading ends: stop posting Events before
+		// the Lease is released, so no request of ours is left in flight.
+		if events != nil {
+			events.Shutdown()
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("leader election: %w", err)
@@ -302,7 +308,10 @@ func runCleanup(ctx context.Context, cfg config.Config, client kubernetes.Interf
 		if err := kube.TakeLease(ctx, client.CoordinationV1(), leader.Namespace, leader.Name, leader.Identity+"-cleanup", cleanupLeaseHold, time.Now()); err != nil {
 			return err
 		}
-		settle := cfg.RenewDeadline + 2*cfg.RetryPeriod
+		// The old leader notices within a retry period, gives up renewing
+		// after the renew deadline, then drains for at most half of
+		// (lease duration - renew deadline): all within this.
+		settle := cfg.LeaseDuration + 2*cfg.RetryPeriod
 		log.Info("took the lease so no replica writes during cleanup; waiting for the old leader to stop",
 			"lease", leader.Namespace+"/"+leader.Name, "hold", cleanupLeaseHold.String(), "wait", settle.String())
 		select {

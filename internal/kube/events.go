@@ -2,6 +2,7 @@ package kube
 
 import (
 	"log/slog"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -27,6 +28,7 @@ type Events struct {
 	recorder    record.EventRecorder
 	broadcaster record.EventBroadcaster
 	self        runtime.Object
+	stop        sync.Once
 }
 
 // NewEvents starts a broadcaster that writes core/v1 Events. self is the
@@ -52,8 +54,9 @@ func NewEvents(client kubernetes.Interface, podNamespace, podName, leaseNamespac
 	}
 }
 
-// Shutdown flushes and stops the broadcaster.
-func (e *Events) Shutdown() { e.broadcaster.Shutdown() }
+// Shutdown stops the broadcaster; Events not yet posted are dropped. It may
+// be called more than once.
+func (e *Events) Shutdown() { e.stop.Do(e.broadcaster.Shutdown) }
 
 // SecretNotOurs: a Secret of our name in ns is someone else's.
 func (e *Events) SecretNotOurs(ns *corev1.Namespace, secret string) {

@@ -158,6 +158,11 @@ func PlanSecret(cached *corev1.Secret, p *Payload, now time.Time, fraction float
 	}
 	expires, fetched, broken := intact(cached)
 	if broken != "" {
+		if !now.Before(p.Token.ExpiresAt) && claimsValid(cached, now) {
+			// Never an expired token over a Secret that may still work
+			// (a Secret of 0.1 has no seal): repaired with the next valid one.
+			return SecretPlan{Action: SecretUpToDate, Reason: broken + ", kept until a valid token"}
+		}
 		return SecretPlan{Action: SecretUpdate, Reason: broken}
 	}
 	ann := cached.Annotations
@@ -180,6 +185,16 @@ func PlanSecret(cached *corev1.Secret, p *Payload, now time.Time, fraction float
 		return SecretPlan{Action: SecretUpdate, Reason: "due for refresh"}
 	}
 	return SecretPlan{Action: SecretUpToDate, Reason: "valid until refresh", RecheckAt: RefreshAt(fetched, expires, fraction)}
+}
+
+// claimsValid reports whether a Secret of ours holds data that parses and an
+// expiry annotation still in the future, whatever its seal says.
+func claimsValid(cached *corev1.Secret, now time.Time) bool {
+	if hosts, ok := cached.Annotations[cacheHostsAnnotation]; !ok || hosts == cacheInvalidHosts || cached.Annotations[cacheDigestAnnotation] == "!keys" {
+		return false
+	}
+	expires, err := time.Parse(time.RFC3339, cached.Annotations[ExpiresAtAnnotation])
+	return err == nil && now.Before(expires)
 }
 
 // intact checks a cached Secret of ours of the right type: its data parses,

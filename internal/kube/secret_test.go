@@ -435,6 +435,18 @@ func TestPlanSecret(t *testing.T) {
 			want: SecretPlan{Action: SecretUpToDate, Reason: "due, but no newer token yet"},
 		},
 		{
+			name:   "A token already expired by ECR's clock never replaces an unsealed Secret that may still work",
+			cached: edit(desired(old), func(s *corev1.Secret) { delete(s.Annotations, ChecksumAnnotation) }),
+			p:      mustPayload(t, testToken(t0.Add(time.Hour), -time.Minute, "expired")), now: t0.Add(time.Hour),
+			want: SecretPlan{Action: SecretUpToDate, Reason: "data or annotations changed by someone else, kept until a valid token"},
+		},
+		{
+			name:   "A token already expired by ECR's clock replaces a Secret whose data is broken",
+			cached: edit(desired(old), func(s *corev1.Secret) { s.Data[corev1.DockerConfigJsonKey] = []byte("garbage") }),
+			p:      mustPayload(t, testToken(t0.Add(time.Hour), -time.Minute, "expired")), now: t0.Add(time.Hour),
+			want: SecretPlan{Action: SecretUpdate, Reason: "malformed data"},
+		},
+		{
 			name:   "A due Secret keeps its token when ours is not newer",
 			cached: written(old),
 			p:      stale, now: t0.Add(7 * time.Hour),

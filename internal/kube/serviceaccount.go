@@ -51,17 +51,23 @@ func setAddedPullSecrets(sa *corev1.ServiceAccount, names []string) {
 
 // EnsurePullSecret adds secret to the imagePullSecrets of the ServiceAccount
 // cached (the informer's copy, never modified) if it is missing, keeping every
-// other entry, and records in AddedPullSecretsAnnotation that we added it. An
-// entry already there (ours or someone else's) is left as it is. The list is
+// other entry, and records in AddedPullSecretsAnnotation that we added it. It
+// is called only where the Secret of that name is ours: an entry already
+// there naming it is adopted (recorded, so cleanup removes it with the
+// Secret; entries added by 0.1 get their record this way). The list is
 // atomic, so this is a read-modify-Update with the read's resourceVersion,
 // retried on conflict with a fresh read. It returns the ServiceAccount written
 // (nil when no write was needed; in a dry run, the one that would have been
 // written). A ServiceAccount that is gone is not an error.
 func EnsurePullSecret(ctx context.Context, client typedcorev1.ServiceAccountsGetter, cached *corev1.ServiceAccount, secret string, dryRun bool) (*corev1.ServiceAccount, error) {
 	return updateServiceAccount(ctx, client, cached, dryRun,
-		func(sa *corev1.ServiceAccount) bool { return !HasPullSecret(sa, secret) },
+		func(sa *corev1.ServiceAccount) bool {
+			return !HasPullSecret(sa, secret) || !AddedPullSecret(sa, secret)
+		},
 		func(sa *corev1.ServiceAccount) {
-			sa.ImagePullSecrets = append(sa.ImagePullSecrets, corev1.LocalObjectReference{Name: secret})
+			if !HasPullSecret(sa, secret) {
+				sa.ImagePullSecrets = append(sa.ImagePullSecrets, corev1.LocalObjectReference{Name: secret})
+			}
 			setAddedPullSecrets(sa, append(addedPullSecrets(sa), secret))
 		})
 }

@@ -22,6 +22,12 @@ func serviceAccount(pullSecrets ...string) *corev1.ServiceAccount {
 	return sa
 }
 
+// recorded marks sa as having had testSecret added by us.
+func recorded(sa *corev1.ServiceAccount) *corev1.ServiceAccount {
+	sa.Annotations = map[string]string{AddedPullSecretsAnnotation: testSecret}
+	return sa
+}
+
 func pullSecretNames(sa *corev1.ServiceAccount) []string {
 	var out []string
 	for _, r := range sa.ImagePullSecrets {
@@ -70,9 +76,17 @@ func TestEnsurePullSecret(t *testing.T) {
 			wantNames: []string{testSecret},
 		},
 		{
-			name:      "A ServiceAccount that already lists our Secret is not written",
+			name:      "A ServiceAccount that lists our Secret and records it is not written",
+			stored:    recorded(serviceAccount("alpha", testSecret, "zeta")),
+			cached:    recorded(serviceAccount("alpha", testSecret, "zeta")),
+			wantNames: []string{"alpha", testSecret, "zeta"},
+		},
+		{
+			name:      "An entry for our Secret without our record is adopted: recorded, the list unchanged",
 			stored:    serviceAccount("alpha", testSecret, "zeta"),
 			cached:    serviceAccount("alpha", testSecret, "zeta"),
+			wantWrote: true,
+			wantVerbs: []string{"update"},
 			wantNames: []string{"alpha", testSecret, "zeta"},
 		},
 		{
@@ -85,8 +99,8 @@ func TestEnsurePullSecret(t *testing.T) {
 			wantNames: []string{"alpha", "added-meanwhile", testSecret},
 		},
 		{
-			name:      "A conflict with a writer that added our Secret meanwhile needs no second write",
-			stored:    serviceAccount("alpha", testSecret),
+			name:      "A conflict with a writer that added and recorded our Secret meanwhile needs no second write",
+			stored:    recorded(serviceAccount("alpha", testSecret)),
 			cached:    serviceAccount("alpha"),
 			react:     conflictOnce,
 			wantVerbs: []string{"update", "get"},

@@ -455,3 +455,43 @@ func foreignSecret(ns string) *corev1.Secret {
 		Data:       map[string][]byte{"password": []byte("hunter2")},
 	}
 }
+
+// recordingEvents counts the Events the controller posts, by kind.
+type recordingEvents struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (r *recordingEvents) add(kind string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen == nil {
+		r.seen = map[string]int{}
+	}
+	r.seen[kind]++
+}
+
+func (r *recordingEvents) count(kind string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seen[kind]
+}
+
+func (r *recordingEvents) SecretNotOurs(*corev1.Namespace, string)       { r.add("SecretNotOurs") }
+func (r *recordingEvents) SecretFailed(*corev1.Namespace, string, error) { r.add("SecretFailed") }
+func (r *recordingEvents) RefreshFailed(error)                           { r.add("RefreshFailed") }
+func (r *recordingEvents) RefreshRecovered()                             { r.add("RefreshRecovered") }
+func (r *recordingEvents) TokenExpired(time.Duration)                    { r.add("TokenExpired") }
+
+// recordingObserver records the registries reported failing.
+type recordingObserver struct {
+	NopObserver
+	mu     sync.Mutex
+	failed []string
+}
+
+func (o *recordingObserver) RegistryFailed(r string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.failed = append(o.failed, r)
+}

@@ -29,7 +29,10 @@ func TestProcessNextRetriesQuietlyWhenTheCacheIsBehind(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}}
-			e := newEnv(t, testOptions(), ns)
+			opts := testOptions()
+			events := &recordingEvents{}
+			opts.Events = events
+			e := newEnv(t, opts, ns)
 			e.client.PrependReactor("create", "secrets", func(k8stesting.Action) (bool, k8sruntime.Object, error) {
 				return true, nil, tt.err
 			})
@@ -45,6 +48,10 @@ func TestProcessNextRetriesQuietlyWhenTheCacheIsBehind(t *testing.T) {
 			}
 			if got := strings.Contains(e.logs.String(), `"level":"ERROR"`); got != tt.wantError {
 				t.Errorf("error logged = %v, want %v; logs:\n%s", got, tt.wantError, e.logs.String())
+			}
+			// Only a real failure is worth a SecretWriteFailed Event.
+			if got, want := events.count("SecretFailed") > 0, tt.wantError; got != want {
+				t.Errorf("SecretWriteFailed Event posted = %v, want %v", got, want)
 			}
 		})
 	}

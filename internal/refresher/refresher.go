@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,8 +84,10 @@ type Controller struct {
 	caches *kube.Caches
 
 	payload atomic.Pointer[kube.Payload]
-	// failing is true after a failed fetch, until one succeeds (token loop only).
-	failing bool
+	// failing is true after a failed fetch, until one succeeds (token loop
+	// only); failingRegistries names the registries of a partial failure.
+	failing           bool
+	failingRegistries string
 	// queue is non-nil only while leading; event handlers drop events otherwise.
 	queue atomic.Pointer[workqueue.TypedRateLimitingInterface[string]]
 }
@@ -247,7 +250,13 @@ func (c *Controller) refreshOnce(ctx context.Context, backoff *time.Duration) (t
 	}
 	retry := time.Duration(-1)
 	if partial != nil {
-		c.setFailing(partial)
+		// An Event for each new set of failing registries, not only the first.
+		if failed := strings.Join(partial.Failed, "; "); !c.failing || failed != c.failingRegistries {
+			c.failing, c.failingRegistries = true, failed
+			if c.opts.Events != nil {
+				c.opts.Events.RefreshFailed(partial)
+			}
+		}
 		for _, r := range partial.Failed {
 			c.opts.Observer.RegistryFailed(r)
 		}
@@ -256,7 +265,7 @@ func (c *Controller) refreshOnce(ctx context.Context, backoff *time.Duration) (t
 			"error", partial, "failed", partial.Failed, "kept", partial.Kept, "retry_in", retry.Round(time.Millisecond).String())
 	} else {
 		if c.failing {
-			c.failing = false
+			c.failing, c.failingRegistries = false, ""
 			c.log.Info("ecr token refresh recovered")
 			if c.opts.Events != nil {
 				c.opts.Events.RefreshRecovered()
@@ -270,11 +279,12 @@ func (c *Controller) refreshOnce(ctx context.Context, backoff *time.Duration) (t
 	// ECR's own clock (expiresAt minus the answer's Date), so a skewed
 	// clock on this machine changes nothing.
 	expired := !tok.ExpiresAt.After(tok.FetchedAt)
+	kept := false
 	if cur := c.payload.Load(); cur != nil && now.Before(cur.Token.ExpiresAt) && cur.Token.ExpiresAt.After(tok.ExpiresAt) {
 		// A valid token that lives longer stays the one new namespaces get.
 		c.log.Info("fetched ecr token expires before the current one; keeping the current one",
 			"expires_at", formatTime(tok.ExpiresAt), "current_expires_at", formatTime(cur.Token.ExpiresAt))
-		p = cur
+		p, kept = cur, true
 	} else {
 		c.payload.Store(p)
 		c.opts.Observer.TokenFetched(tok)
@@ -282,7 +292,7 @@ func (c *Controller) refreshOnce(ctx context.Context, backoff *time.Duration) (t
 	}
 	next := kube.RefreshAt(p.Token.FetchedAt, p.Token.ExpiresAt, c.opts.RefreshRemainingFraction).Sub(now)
 	if next < c.opts.MinRefreshInterval {
-		if next <= 0 && !expired {
+		if next <= 0 && !expired && !kept {
 			c.log.Warn("ecr token is already due for refresh when fetched; waiting the minimum refresh interval",
 				"expires_at", formatTime(p.Token.ExpiresAt), "min_refresh_interval", c.opts.MinRefreshInterval.String())
 		}
@@ -301,10 +311,10 @@ func (c *Controller) refreshOnce(ctx context.Context, backoff *time.Duration) (t
 
 // setFailing records a failed fetch; the first of a series posts an Event.
 func (c *Controller) setFailing(err error) {
-	if c.failing {
+	if c.failing && c.failingRegistries == "" {
 		return
 	}
-	c.failing = true
+	c.failing, c.failingRegistries = true, ""
 	if c.opts.Events != nil {
 		c.opts.Events.RefreshFailed(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecr"
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/kube"
 )
 
@@ -500,6 +501,52 @@ func TestRefreshOnce(t *testing.T) {
 				t.Errorf("logs show a password:\n%s", e.logs.String())
 			}
 		})
+	}
+}
+
+// Some registries failing: the others are refreshed at once, the failing
+// ones are named, and the fetch is retried with backoff, not in 6 h.
+func TestRefreshOnceWithSomeRegistriesFailing(t *testing.T) {
+	opts := testOptions()
+	obs := &recordingObserver{}
+	events := &recordingEvents{}
+	opts.Observer, opts.Events = obs, events
+	e := newEnv(t, opts)
+	e.setPayload(t, token(e.clk.Now().Add(-time.Hour), 12*time.Hour, "pw-0"))
+	failed := []string{"registries 222222222222 in us-east-1"}
+	e.tokens.set(func(_ int, now time.Time) (kube.Token, error) {
+		return token(now, 12*time.Hour, "pw-1"), &ecr.PartialError{Failed: failed, Err: errors.New("AccessDeniedException")}
+	})
+	backoff := e.c.opts.RetryInitial
+	wait, err := e.c.refreshOnce(t.Context(), &backoff)
+	if !errors.Is(err, ecr.ErrPartial) {
+		t.Errorf("refreshOnce error = %v, want ecr.ErrPartial", err)
+	}
+	if pw := e.c.Payload().Token.Auths[0].Password; pw != "pw-1" {
+		t.Errorf("current token %q, want the fresh pw-1", pw)
+	}
+	if maxWait := e.c.opts.RetryInitial * 6 / 5; wait > maxWait {
+		t.Errorf("next fetch in %s, want a retry within %s", wait, maxWait)
+	}
+	if diff := cmp.Diff(failed, obs.failed); diff != "" {
+		t.Errorf("registries reported failing (-want +got):\n%s", diff)
+	}
+	if events.count("RefreshFailed") != 1 {
+		t.Errorf("TokenRefreshFailed Events = %d, want 1", events.count("RefreshFailed"))
+	}
+	if !strings.Contains(e.logs.String(), failed[0]) {
+		t.Errorf("the failing registry is not named in the logs:\n%s", e.logs.String())
+	}
+
+	// The same registry failing again posts no new Event; another one does.
+	_, _ = e.c.refreshOnce(t.Context(), &backoff)
+	if got := events.count("RefreshFailed"); got != 1 {
+		t.Errorf("TokenRefreshFailed Events after the same failure = %d, want 1", got)
+	}
+	failed = []string{"ecr public in us-east-1"}
+	_, _ = e.c.refreshOnce(t.Context(), &backoff)
+	if got := events.count("RefreshFailed"); got != 2 {
+		t.Errorf("TokenRefreshFailed Events after another registry failed = %d, want 2", got)
 	}
 }
 

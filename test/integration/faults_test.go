@@ -207,6 +207,9 @@ func TestECRClockSkew(t *testing.T) {
 			if lo, hi := before.Add(12*time.Hour-2*time.Second), time.Now().Add(12*time.Hour+2*time.Second); exp.Before(lo) || exp.After(hi) {
 				t.Errorf("expires-at %s, want 12 h from now on this clock (%s to %s)", exp, lo, hi)
 			}
+			if next := fetchedNextRefresh(p); next < 6*time.Hour-5*time.Second || next > 6*time.Hour+5*time.Second {
+				t.Errorf("next refresh in %s, want half of the 12 h lifetime", next)
+			}
 			if !p.logged("this machine's clock differs from ECR's; token lifetimes are measured on ECR's clock") {
 				t.Errorf("the skew was not logged:\n%s", p.Logs())
 			}
@@ -221,6 +224,23 @@ func TestECRClockSkew(t *testing.T) {
 			t.Errorf("no warning for the expired token:\n%s", p.Logs())
 		}
 	})
+}
+
+// fetchedNextRefresh is next_refresh_in of p's first "ecr token fetched" line.
+func fetchedNextRefresh(p *proc) time.Duration {
+	sc := bufio.NewScanner(strings.NewReader(p.Logs()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var rec struct {
+			Msg  string `json:"msg"`
+			Next string `json:"next_refresh_in"`
+		}
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "ecr token fetched" {
+			d, _ := time.ParseDuration(rec.Next)
+			return d
+		}
+	}
+	return 0
 }
 
 // auditWrite is one write to a Secret or ServiceAccount in the API server's
