@@ -128,9 +128,10 @@ func TestNewNamespaceIsServedAtOnce(t *testing.T) {
 	if got := e.ecr.Calls(); got != calls {
 		t.Errorf("ECR calls went from %d to %d; a new namespace must reuse the current token", calls, got)
 	}
-	if !p.logged("serviceaccount patched", "namespace", later) {
-		t.Errorf("no log line for the new namespace's serviceaccount")
-	}
+	// The log line follows the write the test has just seen.
+	waitUntil(t, 5*time.Second, "a log line for the new namespace's serviceaccount", func() (bool, string) {
+		return p.logged("serviceaccount patched", "namespace", later), ""
+	})
 }
 
 // 5. A deleted Secret and a removed SA entry are restored.
