@@ -21,9 +21,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecrserver"
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/kube"
-	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/testenv"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/controlplane"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/fakeecr"
 )
 
 // What the demo runs and names.
@@ -134,8 +134,8 @@ type demo struct {
 	dir    string
 	undo   *cleanups
 	binDir string
-	plane  *testenv.ControlPlane
-	ecr    *ecrserver.Server
+	plane  *controlplane.ControlPlane
+	ecr    *fakeecr.Server
 	watch  *watcher
 	reps   []*replica
 }
@@ -218,7 +218,7 @@ func (d *demo) startControlPlane(ctx context.Context) error {
 	d.say.step("finding the control plane binaries")
 	found := make(chan buildResult, 1)
 	go func() {
-		dir, err := testenv.BinDir()
+		dir, err := controlplane.BinDir()
 		found <- buildResult{path: dir, err: err}
 	}()
 	note := time.NewTimer(binDirNoteAfter)
@@ -244,13 +244,13 @@ wait:
 	d.say.line("    %s", d.binDir)
 
 	d.say.step("starting etcd, kube-apiserver and kube-controller-manager")
-	logFile, err := os.Create(filepath.Join(d.dir, "testenv.log"))
+	logFile, err := os.Create(filepath.Join(d.dir, "controlplane.log"))
 	if err != nil {
-		return fmt.Errorf("create testenv log: %w", err)
+		return fmt.Errorf("create control plane log: %w", err)
 	}
 	d.undo.push(func() error { return logFile.Close() })
 	began := time.Now()
-	plane, err := testenv.Start(ctx, testenv.Options{
+	plane, err := controlplane.Start(ctx, controlplane.Options{
 		BinDir: d.binDir,
 		Dir:    filepath.Join(d.dir, "controlplane"),
 		Log:    slog.New(slog.NewTextHandler(logFile, nil)),
@@ -270,13 +270,13 @@ func (d *demo) startECR() error {
 		return fmt.Errorf("create ecr log: %w", err)
 	}
 	d.undo.push(func() error { return logFile.Close() })
-	srv, err := ecrserver.Start("127.0.0.1:0", ecrserver.WithLogger(slog.New(slog.NewTextHandler(logFile, nil))))
+	srv, err := fakeecr.Start("127.0.0.1:0", fakeecr.WithLogger(slog.New(slog.NewTextHandler(logFile, nil))))
 	if err != nil {
 		return fmt.Errorf("start ecr endpoint: %w", err)
 	}
 	d.ecr = srv
 	d.undo.push(func() error { srv.Close(); return nil })
-	d.say.step("local ECR endpoint at %s (tokens valid %s; log %s)", srv.URL, strings.TrimSuffix(ecrserver.DefaultLifetime.String(), "0m0s"), logFile.Name())
+	d.say.step("local ECR endpoint at %s (tokens valid %s; log %s)", srv.URL, strings.TrimSuffix(fakeecr.DefaultLifetime.String(), "0m0s"), logFile.Name())
 	return nil
 }
 

@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecr"
-	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecrserver"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/fakeecr"
 )
 
 // setAWSEnv points the SDK's default configuration at endpoint only: static
@@ -56,7 +56,7 @@ func setAWSEnv(t *testing.T, endpoint string) {
 
 func TestFetchWithTheSDKAgainstALocalEndpoint(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	srv := ecrserver.New(ecrserver.WithNow(func() time.Time { return now }))
+	srv := fakeecr.New(fakeecr.WithNow(func() time.Time { return now }))
 	t.Cleanup(srv.Close)
 	setAWSEnv(t, srv.URL)
 
@@ -71,7 +71,7 @@ func TestFetchWithTheSDKAgainstALocalEndpoint(t *testing.T) {
 
 	// AWS_ENDPOINT_URL_ECR is the only endpoint setting, so the server seeing
 	// the call proves the SDK honours it.
-	wantReqs := []ecrserver.Request{{
+	wantReqs := []fakeecr.Request{{
 		Target:      "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
 		ContentType: "application/x-amz-json-1.1",
 		Signed:      true,
@@ -81,7 +81,7 @@ func TestFetchWithTheSDKAgainstALocalEndpoint(t *testing.T) {
 	if diff := cmp.Diff(wantReqs, srv.Requests()); diff != "" {
 		t.Errorf("requests seen by the server (-want +got):\n%s", diff)
 	}
-	expiry := now.Add(ecrserver.DefaultLifetime)
+	expiry := now.Add(fakeecr.DefaultLifetime)
 	want := []string{"123456789012.dkr.ecr.eu-west-1.amazonaws.com", "AWS", srv.LastPassword(), expiry.String()}
 	if len(creds.Auths) != 1 {
 		t.Fatalf("got %d auths, want 1", len(creds.Auths))
@@ -113,8 +113,8 @@ func TestFetchWithTheSDKReadsTheServersClockFromItsDateHeader(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := ecrserver.New(ecrserver.WithNow(func() time.Time { return now }),
-				ecrserver.WithClockSkew(tt.serverAhead), ecrserver.WithLifetime(tt.lifetime))
+			srv := fakeecr.New(fakeecr.WithNow(func() time.Time { return now }),
+				fakeecr.WithClockSkew(tt.serverAhead), fakeecr.WithLifetime(tt.lifetime))
 			t.Cleanup(srv.Close)
 			setAWSEnv(t, srv.URL)
 			t.Setenv("AWS_ENDPOINT_URL_ECR_PUBLIC", srv.URL)
@@ -153,7 +153,7 @@ func TestFetchWithTheSDKReadsTheServersClockFromItsDateHeader(t *testing.T) {
 }
 
 func TestAccessDeniedStaysInspectable(t *testing.T) {
-	srv := ecrserver.New(ecrserver.WithFailure(ecrserver.FailureAccessDenied))
+	srv := fakeecr.New(fakeecr.WithFailure(fakeecr.FailureAccessDenied))
 	t.Cleanup(srv.Close)
 	setAWSEnv(t, srv.URL)
 
@@ -178,7 +178,7 @@ func TestAccessDeniedStaysInspectable(t *testing.T) {
 }
 
 func TestTimeoutBoundsTheCall(t *testing.T) {
-	srv := ecrserver.New(ecrserver.WithLatency(time.Minute))
+	srv := fakeecr.New(fakeecr.WithLatency(time.Minute))
 	t.Cleanup(srv.Close)
 	setAWSEnv(t, srv.URL)
 
@@ -202,7 +202,7 @@ func TestTimeoutBoundsTheCall(t *testing.T) {
 }
 
 func TestNewAPIRejectsAMissingRegionBeforeAnyCall(t *testing.T) {
-	srv := ecrserver.New()
+	srv := fakeecr.New()
 	t.Cleanup(srv.Close)
 	setAWSEnv(t, srv.URL)
 	t.Setenv("AWS_REGION", "")

@@ -16,7 +16,7 @@ import (
 	gocmp "github.com/google/go-cmp/cmp"
 
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecr"
-	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecrserver"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/fakeecr"
 )
 
 // Keys the fake STS hands out for an assumed role.
@@ -102,7 +102,7 @@ func xmlEscape(s string) string {
 func TestSourceWithTheSDKAgainstLocalEndpoints(t *testing.T) {
 	const role = "arn:aws:iam::210987654321:role/reader"
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	srv := ecrserver.New(ecrserver.WithNow(func() time.Time { return now }))
+	srv := fakeecr.New(fakeecr.WithNow(func() time.Time { return now }))
 	t.Cleanup(srv.Close)
 	sts := newFakeSTS(t)
 	setAWSEnv(t, srv.URL)
@@ -136,11 +136,11 @@ func TestSourceWithTheSDKAgainstLocalEndpoints(t *testing.T) {
 	// The AWS_ENDPOINT_URL_* variables are the only endpoint settings, so the
 	// servers seeing the calls proves the SDK honours them for ECR in every
 	// region, for ECR Public and for STS.
-	const ecrTarget = ecrserver.TargetGetAuthorizationToken
-	wantReqs := []ecrserver.Request{
+	const ecrTarget = fakeecr.TargetGetAuthorizationToken
+	wantReqs := []fakeecr.Request{
 		{Target: ecrTarget, ContentType: "application/x-amz-json-1.1", Signed: true, Region: "eu-west-1", AccessKeyID: "AKIDTEST", RegistryIDs: []string{"111111111111", "222222222222"}},
 		{Target: ecrTarget, ContentType: "application/x-amz-json-1.1", Signed: true, Region: "us-east-1", AccessKeyID: assumedKeyID, RegistryIDs: []string{"333333333333"}},
-		{Target: ecrserver.TargetPublicGetAuthorizationToken, ContentType: "application/x-amz-json-1.1", Signed: true, Region: "us-east-1", AccessKeyID: "AKIDTEST"},
+		{Target: fakeecr.TargetPublicGetAuthorizationToken, ContentType: "application/x-amz-json-1.1", Signed: true, Region: "us-east-1", AccessKeyID: "AKIDTEST"},
 	}
 	if diff := gocmp.Diff(wantReqs, sortRequests(srv.Requests())); diff != "" {
 		t.Errorf("requests seen by the ECR server (-want +got):\n%s", diff)
@@ -174,7 +174,7 @@ func TestSourceWithTheSDKAgainstLocalEndpoints(t *testing.T) {
 	if diff := gocmp.Diff(want, got); diff != "" {
 		t.Errorf("auths (-want +got):\n%s", diff)
 	}
-	if expiry := now.Add(ecrserver.DefaultLifetime); !creds.ExpiresAt.Equal(expiry) || !creds.FetchedAt.Equal(now) {
+	if expiry := now.Add(fakeecr.DefaultLifetime); !creds.ExpiresAt.Equal(expiry) || !creds.FetchedAt.Equal(now) {
 		t.Errorf("credentials expire %v fetched %v, want %v and %v", creds.ExpiresAt, creds.FetchedAt, expiry, now)
 	}
 
@@ -193,7 +193,7 @@ func TestSourceWithTheSDKAgainstLocalEndpoints(t *testing.T) {
 
 func TestSourceWithoutOptionsIsTheSingleRegistryDefault(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	srv := ecrserver.New(ecrserver.WithNow(func() time.Time { return now }))
+	srv := fakeecr.New(fakeecr.WithNow(func() time.Time { return now }))
 	t.Cleanup(srv.Close)
 	setAWSEnv(t, srv.URL)
 
@@ -205,7 +205,7 @@ func TestSourceWithoutOptionsIsTheSingleRegistryDefault(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}
-	wantReqs := []ecrserver.Request{{
+	wantReqs := []fakeecr.Request{{
 		Target:      "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
 		ContentType: "application/x-amz-json-1.1",
 		Signed:      true,
@@ -222,7 +222,7 @@ func TestSourceWithoutOptionsIsTheSingleRegistryDefault(t *testing.T) {
 
 func TestSourceNamesTheFailingRoleWithTheSDK(t *testing.T) {
 	const role = "arn:aws:iam::210987654321:role/reader"
-	srv := ecrserver.New()
+	srv := fakeecr.New()
 	t.Cleanup(srv.Close)
 	sts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/xml")
@@ -265,8 +265,8 @@ func TestSourceNamesTheFailingRoleWithTheSDK(t *testing.T) {
 	}
 }
 
-func sortRequests(reqs []ecrserver.Request) []ecrserver.Request {
-	slices.SortFunc(reqs, func(a, b ecrserver.Request) int {
+func sortRequests(reqs []fakeecr.Request) []fakeecr.Request {
+	slices.SortFunc(reqs, func(a, b fakeecr.Request) int {
 		return cmp.Or(cmp.Compare(a.Target, b.Target), cmp.Compare(a.Region, b.Region), cmp.Compare(a.AccessKeyID, b.AccessKeyID))
 	})
 	return reqs

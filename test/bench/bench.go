@@ -21,8 +21,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/config"
-	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecrserver"
-	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/testenv"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/controlplane"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/fakeecr"
 )
 
 // What the bench names.
@@ -190,9 +190,9 @@ type sizeRun struct {
 	dir      string
 
 	undo   cleanups
-	plane  *testenv.ControlPlane
+	plane  *controlplane.ControlPlane
 	client kubernetes.Interface
-	ecr    *ecrserver.Server
+	ecr    *fakeecr.Server
 	tokens tokenLog
 	track  *tracker
 	http   *http.Client
@@ -245,7 +245,7 @@ func (r *sizeRun) phaseTimeout() time.Duration {
 
 func (r *sizeRun) start(ctx context.Context) error {
 	began := time.Now()
-	plane, err := testenv.Start(ctx, testenv.Options{Log: r.log.With("component", "testenv")})
+	plane, err := controlplane.Start(ctx, controlplane.Options{Log: r.log.With("component", "controlplane")})
 	if err != nil {
 		return err
 	}
@@ -253,7 +253,7 @@ func (r *sizeRun) start(ctx context.Context) error {
 	r.undo.push(plane.Stop)
 	r.res.Setup.ControlPlaneSeconds = time.Since(began).Seconds()
 
-	srv, err := ecrserver.Start("127.0.0.1:0", ecrserver.WithNow(r.tokens.now))
+	srv, err := fakeecr.Start("127.0.0.1:0", fakeecr.WithNow(r.tokens.now))
 	if err != nil {
 		return err
 	}

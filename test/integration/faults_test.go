@@ -20,8 +20,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecrserver"
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/kube"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/fakeecr"
 )
 
 // removeEntry removes name from the default ServiceAccount's imagePullSecrets
@@ -53,7 +53,7 @@ func TestEntryIsRestoredDuringECROutage(t *testing.T) {
 	first.signal(syscall.SIGTERM)
 	first.wait(30 * time.Second)
 
-	e.ecr.SetFailure(ecrserver.FailureServerError)
+	e.ecr.SetFailure(fakeecr.FailureServerError)
 	second := e.start("second during the outage", []string{targets, "KUBE_ECR_REFRESHER_RETRY_INITIAL=200ms"})
 	waitFor(t, "the second replica to lead and meet the outage", func() (bool, string) {
 		return second.logged("became leader") && second.logged("ecr token refresh failed; existing secrets are left as they are"), ""
@@ -194,7 +194,7 @@ func TestCleanupRemovesOnlyEntriesWeAdded(t *testing.T) {
 func TestECRClockSkew(t *testing.T) {
 	for name, skew := range map[string]time.Duration{"behind": -13 * time.Hour, "ahead": 13 * time.Hour} {
 		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, ecrserver.WithClockSkew(skew), ecrserver.WithLifetime(12*time.Hour))
+			e := newEnv(t, fakeecr.WithClockSkew(skew), fakeecr.WithLifetime(12*time.Hour))
 			a := e.namespace("a", nil)
 			before := time.Now()
 			p := e.start("controller", []string{"KUBE_ECR_REFRESHER_TARGET_NAMESPACES=" + a})
@@ -216,7 +216,7 @@ func TestECRClockSkew(t *testing.T) {
 		})
 	}
 	t.Run("expired", func(t *testing.T) {
-		e := newEnv(t, ecrserver.WithLifetime(-time.Minute))
+		e := newEnv(t, fakeecr.WithLifetime(-time.Minute))
 		a := e.namespace("a", nil)
 		p := e.start("controller", []string{"KUBE_ECR_REFRESHER_TARGET_NAMESPACES=" + a})
 		e.waitServed(a)

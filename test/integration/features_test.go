@@ -19,8 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecrserver"
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/kube"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/fakeecr"
 )
 
 // Namespace selection: globs, exclusions, a label selector and the ignore
@@ -257,7 +257,7 @@ func TestCleanupRemovesOnlyOurs(t *testing.T) {
 // Events: a Warning on a namespace whose Secret is someone else's, a Warning
 // when the ECR refresh fails, Normal when it recovers; never the token.
 func TestEvents(t *testing.T) {
-	e := newEnv(t, ecrserver.WithLifetime(10*time.Second))
+	e := newEnv(t, fakeecr.WithLifetime(10*time.Second))
 	ns, foreign := e.namespace("ev", nil), e.namespace("ev-foreign", nil)
 	_, err := e.client.CoreV1().Secrets(foreign).Create(context.Background(), &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: e.secret},
@@ -276,9 +276,9 @@ func TestEvents(t *testing.T) {
 	})
 	e.waitServed(ns)
 	e.waitEvent(kube.ReasonSecretNotOurs, "Namespace", foreign, corev1.EventTypeWarning)
-	e.ecr.SetFailure(ecrserver.FailureAccessDenied)
+	e.ecr.SetFailure(fakeecr.FailureAccessDenied)
 	e.waitEvent(kube.ReasonRefreshFailed, "Pod", "refresher-pod-"+e.prefix, corev1.EventTypeWarning)
-	e.ecr.SetFailure(ecrserver.FailureNone)
+	e.ecr.SetFailure(fakeecr.FailureNone)
 	e.waitEvent(kube.ReasonRefreshRecovery, "Pod", "refresher-pod-"+e.prefix, corev1.EventTypeNormal)
 
 	all, err := e.client.CoreV1().Events("").List(context.Background(), metav1.ListOptions{})

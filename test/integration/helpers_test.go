@@ -22,8 +22,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecrserver"
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/kube"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/fakeecr"
 )
 
 const waitTimeout = 90 * time.Second
@@ -33,15 +33,15 @@ const waitTimeout = 90 * time.Second
 type env struct {
 	t      *testing.T
 	client kubernetes.Interface
-	ecr    *ecrserver.Server
+	ecr    *fakeecr.Server
 	secret string
 	lease  string
 	prefix string
 }
 
-func newEnv(t *testing.T, opts ...ecrserver.Option) *env {
+func newEnv(t *testing.T, opts ...fakeecr.Option) *env {
 	t.Helper()
-	srv := ecrserver.New(opts...)
+	srv := fakeecr.New(opts...)
 	t.Cleanup(srv.Close)
 	id := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	if len(id) > 40 {

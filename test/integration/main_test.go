@@ -15,12 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/testenv"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/controlplane"
 )
 
 // Shared by every test of the package: one control plane and one binary.
 var (
-	plane  *testenv.ControlPlane
+	plane  *controlplane.ControlPlane
 	binary string
 )
 
@@ -47,7 +47,7 @@ func runMain(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
-	plane, err = testenv.Start(ctx, testenv.Options{Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	plane, err = controlplane.Start(ctx, controlplane.Options{Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start control plane:", err)
 		return 1

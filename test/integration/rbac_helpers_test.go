@@ -19,7 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/testenv"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/controlplane"
 )
 
 // rbacWaitTimeout bounds the waits of the RBAC proof, longer than
@@ -96,7 +96,7 @@ func renderChart(t *testing.T, release, namespace string, args ...string) string
 // such as --dry-run=server or --server-side.
 func kubectlApply(t *testing.T, manifests string, args ...string) string {
 	t.Helper()
-	dir, err := testenv.BinDir()
+	dir, err := controlplane.BinDir()
 	if err != nil {
 		t.Fatalf("control plane binaries: %v", err)
 	}

@@ -20,8 +20,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecrserver"
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/kube"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/fakeecr"
 )
 
 // rbacRelease is the Helm release of the RBAC proof. Its full name,
@@ -35,7 +35,7 @@ const rbacRelease = "rbac-proof"
 // controller does (no request of its is ever forbidden) and deny the rest.
 func TestRBACOfTheChartIsEnoughAndNoMore(t *testing.T) {
 	// ECR fails at first, so the leader posts an Event about its Pod.
-	e := newEnv(t, ecrserver.WithFailure(ecrserver.FailureServerError))
+	e := newEnv(t, fakeecr.WithFailure(fakeecr.FailureServerError))
 	ctx := context.Background()
 	admin := e.client
 	release := e.namespace("release", nil)
@@ -164,7 +164,7 @@ func TestRBACOfTheChartIsEnoughAndNoMore(t *testing.T) {
 		})
 		waitEventLong(t, admin, kube.ReasonRefreshFailed, "Pod", leader)
 	})
-	e.ecr.SetFailure(ecrserver.FailureNone)
+	e.ecr.SetFailure(fakeecr.FailureNone)
 
 	t.Run("every namespace is served", func(t *testing.T) {
 		list, err := admin.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})

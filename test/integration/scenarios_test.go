@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecrserver"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/fakeecr"
 )
 
 // 1. All namespaces get a valid Secret and their default ServiceAccount references it.
@@ -254,7 +254,7 @@ func TestLeaderElectionHandsOver(t *testing.T) {
 // 8. ECR failing across a refresh leaves every Secret unchanged; they are
 // refreshed once ECR answers again.
 func TestECRFailureKeepsSecrets(t *testing.T) {
-	e := newEnv(t, ecrserver.WithLifetime(20*time.Second))
+	e := newEnv(t, fakeecr.WithLifetime(20*time.Second))
 	a, b := e.namespace("a", nil), e.namespace("b", nil)
 	p := e.start("controller", []string{
 		"KUBE_ECR_REFRESHER_TARGET_NAMESPACES=" + a + "," + b,
@@ -266,7 +266,7 @@ func TestECRFailureKeepsSecrets(t *testing.T) {
 	waitFor(t, "both secrets to hold the latest password", func() (bool, string) {
 		return e.holdsLatest(a) && e.holdsLatest(b) && e.ecr.Calls() >= 1, ""
 	})
-	for _, mode := range []ecrserver.Failure{ecrserver.FailureServerError, ecrserver.FailureAccessDenied, ecrserver.FailureThrottling} {
+	for _, mode := range []fakeecr.Failure{fakeecr.FailureServerError, fakeecr.FailureAccessDenied, fakeecr.FailureThrottling} {
 		before := e.secretData(a, b)
 		calls := e.ecr.Calls()
 		e.ecr.SetFailure(mode)
@@ -277,7 +277,7 @@ func TestECRFailureKeepsSecrets(t *testing.T) {
 		if diff := cmp.Diff(before, e.secretData(a, b)); diff != "" {
 			t.Errorf("secrets changed while ECR failed with %s (-before +after):\n%s", mode, diff)
 		}
-		e.ecr.SetFailure(ecrserver.FailureNone)
+		e.ecr.SetFailure(fakeecr.FailureNone)
 		waitFor(t, "secrets refreshed after recovery", func() (bool, string) {
 			after := e.secretData(a, b)
 			return after[a] != before[a] && after[b] != before[b] && e.holdsLatest(a) && e.holdsLatest(b), ""

@@ -1,4 +1,4 @@
-package ecrserver_test
+package fakeecr_test
 
 import (
 	"context"
@@ -23,14 +23,14 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecrserver"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/fakeecr"
 )
 
 var fixedNow = time.Date(2026, 1, 2, 3, 4, 5, 678_000_000, time.UTC)
 
 // newClient returns a real SDK client for srv that signs for eu-west-1 with
 // static keys, retries without backoff and gives up after attempts.
-func newClient(srv *ecrserver.Server, attempts int, timeout time.Duration) *ecr.Client {
+func newClient(srv *fakeecr.Server, attempts int, timeout time.Duration) *ecr.Client {
 	return ecr.New(ecr.Options{
 		Region:       "eu-west-1",
 		BaseEndpoint: aws.String(srv.URL),
@@ -45,9 +45,9 @@ func newClient(srv *ecrserver.Server, attempts int, timeout time.Duration) *ecr.
 	})
 }
 
-func start(t *testing.T, opts ...ecrserver.Option) *ecrserver.Server {
+func start(t *testing.T, opts ...fakeecr.Option) *fakeecr.Server {
 	t.Helper()
-	srv, err := ecrserver.Start("127.0.0.1:0", opts...)
+	srv, err := fakeecr.Start("127.0.0.1:0", opts...)
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}
@@ -77,7 +77,7 @@ func decode(t *testing.T, out *ecr.GetAuthorizationTokenOutput) []decoded {
 func TestGetAuthorizationTokenWithTheSDK(t *testing.T) {
 	tests := []struct {
 		name     string
-		opts     []ecrserver.Option
+		opts     []fakeecr.Option
 		in       *ecr.GetAuthorizationTokenInput
 		wantEnds []string
 	}{
@@ -88,7 +88,7 @@ func TestGetAuthorizationTokenWithTheSDK(t *testing.T) {
 		},
 		{
 			name:     "A fixed account and region win over the signature",
-			opts:     []ecrserver.Option{ecrserver.WithAccount("000000000042"), ecrserver.WithRegion("ap-south-1")},
+			opts:     []fakeecr.Option{fakeecr.WithAccount("000000000042"), fakeecr.WithRegion("ap-south-1")},
 			in:       &ecr.GetAuthorizationTokenInput{},
 			wantEnds: []string{"https://000000000042.dkr.ecr.ap-south-1.amazonaws.com"},
 		},
@@ -103,9 +103,9 @@ func TestGetAuthorizationTokenWithTheSDK(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			opts := append([]ecrserver.Option{
-				ecrserver.WithNow(func() time.Time { return fixedNow }),
-				ecrserver.WithLifetime(time.Hour),
+			opts := append([]fakeecr.Option{
+				fakeecr.WithNow(func() time.Time { return fixedNow }),
+				fakeecr.WithLifetime(time.Hour),
 			}, tt.opts...)
 			srv := start(t, opts...)
 			out, err := newClient(srv, 1, 5*time.Second).GetAuthorizationToken(t.Context(), tt.in)
@@ -119,8 +119,8 @@ func TestGetAuthorizationTokenWithTheSDK(t *testing.T) {
 			if diff := cmp.Diff(want, decode(t, out)); diff != "" {
 				t.Errorf("authorization data (-want +got):\n%s", diff)
 			}
-			wantReq := []ecrserver.Request{{
-				Target:      ecrserver.TargetGetAuthorizationToken,
+			wantReq := []fakeecr.Request{{
+				Target:      fakeecr.TargetGetAuthorizationToken,
 				ContentType: "application/x-amz-json-1.1",
 				Signed:      true,
 				Region:      "eu-west-1",
@@ -140,7 +140,7 @@ func TestGetAuthorizationTokenWithTheSDK(t *testing.T) {
 func TestFailuresMapToSDKErrors(t *testing.T) {
 	tests := []struct {
 		name      string
-		failure   ecrserver.Failure
+		failure   fakeecr.Failure
 		in        *ecr.GetAuthorizationTokenInput
 		check     func(error) bool
 		wantCode  string
@@ -148,14 +148,14 @@ func TestFailuresMapToSDKErrors(t *testing.T) {
 	}{
 		{
 			name:      "A server error is a typed ServerException and is retried",
-			failure:   ecrserver.FailureServerError,
+			failure:   fakeecr.FailureServerError,
 			check:     func(err error) bool { var e *types.ServerException; return errors.As(err, &e) },
 			wantCode:  "ServerException",
 			wantCalls: 3,
 		},
 		{
 			name:    "Throttling is recognized as a throttle and retried",
-			failure: ecrserver.FailureThrottling,
+			failure: fakeecr.FailureThrottling,
 			check: func(err error) bool {
 				return retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err) == aws.TrueTernary
 			},
@@ -164,7 +164,7 @@ func TestFailuresMapToSDKErrors(t *testing.T) {
 		},
 		{
 			name:      "Access denied is not retried",
-			failure:   ecrserver.FailureAccessDenied,
+			failure:   fakeecr.FailureAccessDenied,
 			check:     func(err error) bool { return !retry.NewStandard().IsErrorRetryable(err) },
 			wantCode:  "AccessDeniedException",
 			wantCalls: 1,
@@ -189,7 +189,7 @@ func TestFailuresMapToSDKErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := start(t, ecrserver.WithFailure(tt.failure))
+			srv := start(t, fakeecr.WithFailure(tt.failure))
 			_, err := newClient(srv, 3, 5*time.Second).GetAuthorizationToken(t.Context(), tt.in)
 			if err == nil {
 				t.Fatal("GetAuthorizationToken succeeded, want an error")
@@ -212,7 +212,7 @@ func TestFailuresMapToSDKErrors(t *testing.T) {
 }
 
 func TestTimeoutHangsUntilTheClientGivesUp(t *testing.T) {
-	srv := start(t, ecrserver.WithFailure(ecrserver.FailureTimeout))
+	srv := start(t, fakeecr.WithFailure(fakeecr.FailureTimeout))
 	begin := time.Now()
 	_, err := newClient(srv, 1, 200*time.Millisecond).GetAuthorizationToken(t.Context(), nil)
 	var netErr net.Error
@@ -225,7 +225,7 @@ func TestTimeoutHangsUntilTheClientGivesUp(t *testing.T) {
 }
 
 func TestLatencyDelaysTheAnswer(t *testing.T) {
-	srv := start(t, ecrserver.WithLatency(300*time.Millisecond))
+	srv := start(t, fakeecr.WithLatency(300*time.Millisecond))
 	begin := time.Now()
 	if _, err := newClient(srv, 1, 5*time.Second).GetAuthorizationToken(t.Context(), nil); err != nil {
 		t.Fatalf("GetAuthorizationToken: %v", err)
@@ -236,7 +236,7 @@ func TestLatencyDelaysTheAnswer(t *testing.T) {
 }
 
 func TestSettersApplyWhileRunning(t *testing.T) {
-	srv := start(t, ecrserver.WithNow(func() time.Time { return fixedNow }))
+	srv := start(t, fakeecr.WithNow(func() time.Time { return fixedNow }))
 	client := newClient(srv, 1, 5*time.Second)
 	call := func() ([]decoded, error) {
 		out, err := client.GetAuthorizationToken(t.Context(), nil)
@@ -250,16 +250,16 @@ func TestSettersApplyWhileRunning(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first call: %v", err)
 	}
-	if want := fixedNow.Add(ecrserver.DefaultLifetime); !got[0].ExpiresAt.Equal(want) {
+	if want := fixedNow.Add(fakeecr.DefaultLifetime); !got[0].ExpiresAt.Equal(want) {
 		t.Errorf("default expiry %v, want %v", got[0].ExpiresAt, want)
 	}
 
-	srv.SetFailure(ecrserver.FailureAccessDenied)
+	srv.SetFailure(fakeecr.FailureAccessDenied)
 	if _, err := call(); err == nil {
 		t.Fatal("call with access denied succeeded")
 	}
 
-	srv.SetFailure(ecrserver.FailureNone)
+	srv.SetFailure(fakeecr.FailureNone)
 	srv.SetLifetime(2 * time.Minute)
 	srv.SetAccount("999999999999")
 	srv.SetRegion("us-west-2")
@@ -309,7 +309,7 @@ func TestPasswordsAreUniqueUnderConcurrency(t *testing.T) {
 
 const fakeSignature = "AWS4-HMAC-SHA256 Credential=AKIDTEST/20260102/us-east-1/ecr-public/aws4_request, SignedHeaders=host, Signature=00"
 
-func post(t *testing.T, srv *ecrserver.Server, target, auth, body string) (*http.Response, []byte) {
+func post(t *testing.T, srv *fakeecr.Server, target, auth, body string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/", strings.NewReader(body))
 	if err != nil {
@@ -348,14 +348,14 @@ func TestRawProtocolErrors(t *testing.T) {
 		},
 		{
 			name:       "An unsigned request is rejected",
-			target:     ecrserver.TargetGetAuthorizationToken,
+			target:     fakeecr.TargetGetAuthorizationToken,
 			body:       "{}",
 			wantStatus: http.StatusBadRequest,
 			wantType:   "MissingAuthenticationTokenException",
 		},
 		{
 			name:       "A body that is not JSON is a serialization error",
-			target:     ecrserver.TargetGetAuthorizationToken,
+			target:     fakeecr.TargetGetAuthorizationToken,
 			auth:       fakeSignature,
 			body:       "{",
 			wantStatus: http.StatusBadRequest,
@@ -384,8 +384,8 @@ func TestRawProtocolErrors(t *testing.T) {
 }
 
 func TestPublicGetAuthorizationToken(t *testing.T) {
-	srv := start(t, ecrserver.WithNow(func() time.Time { return fixedNow }))
-	resp, body := post(t, srv, ecrserver.TargetPublicGetAuthorizationToken, fakeSignature, "{}")
+	srv := start(t, fakeecr.WithNow(func() time.Time { return fixedNow }))
+	resp, body := post(t, srv, fakeecr.TargetPublicGetAuthorizationToken, fakeSignature, "{}")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
@@ -405,13 +405,13 @@ func TestPublicGetAuthorizationToken(t *testing.T) {
 	if want := "AWS:" + srv.LastPassword(); string(raw) != want {
 		t.Errorf("token decodes to %q, want %q", raw, want)
 	}
-	if want := float64(fixedNow.Add(ecrserver.DefaultLifetime).UnixMilli()) / 1000; out.AuthorizationData.ExpiresAt != want {
+	if want := float64(fixedNow.Add(fakeecr.DefaultLifetime).UnixMilli()) / 1000; out.AuthorizationData.ExpiresAt != want {
 		t.Errorf("expiresAt %v, want %v", out.AuthorizationData.ExpiresAt, want)
 	}
 }
 
 func TestCloseReleasesHangingRequests(t *testing.T) {
-	srv, err := ecrserver.Start("", ecrserver.WithFailure(ecrserver.FailureTimeout))
+	srv, err := fakeecr.Start("", fakeecr.WithFailure(fakeecr.FailureTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +442,7 @@ func TestCloseReleasesHangingRequests(t *testing.T) {
 func TestStartRejectsNonLoopbackAddresses(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:0", ":0", "192.0.2.1:0", "[::1]:0", "localhost:0", "127.0.0.1"} {
 		t.Run(addr, func(t *testing.T) {
-			srv, err := ecrserver.Start(addr)
+			srv, err := fakeecr.Start(addr)
 			if err == nil {
 				srv.Close()
 				t.Fatalf("Start(%q) succeeded, want an error", addr)
@@ -453,13 +453,13 @@ func TestStartRejectsNonLoopbackAddresses(t *testing.T) {
 
 func TestControlEndpoint(t *testing.T) {
 	srv := start(t)
-	postForm := func(v url.Values) (int, ecrserver.State) {
-		resp, err := http.PostForm(srv.URL+ecrserver.ControlPath, v)
+	postForm := func(v url.Values) (int, fakeecr.State) {
+		resp, err := http.PostForm(srv.URL+fakeecr.ControlPath, v)
 		if err != nil {
 			t.Fatalf("post control: %v", err)
 		}
 		defer resp.Body.Close()
-		var st ecrserver.State
+		var st fakeecr.State
 		if resp.StatusCode == http.StatusOK {
 			if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 				t.Fatalf("decode state: %v", err)
@@ -469,7 +469,7 @@ func TestControlEndpoint(t *testing.T) {
 	}
 
 	status, st := postForm(url.Values{"failure": {"throttling"}, "latency": {"10ms"}, "lifetime": {"-2m"}, "clock_skew": {"-24h"}, "region": {"eu-north-1"}})
-	want := ecrserver.State{Failure: "throttling", Latency: "10ms", Lifetime: "-2m0s", ClockSkew: "-24h0m0s", Account: ecrserver.DefaultAccount, Region: "eu-north-1"}
+	want := fakeecr.State{Failure: "throttling", Latency: "10ms", Lifetime: "-2m0s", ClockSkew: "-24h0m0s", Account: fakeecr.DefaultAccount, Region: "eu-north-1"}
 	if status != http.StatusOK {
 		t.Fatalf("status %d", status)
 	}
@@ -488,12 +488,12 @@ func TestControlEndpoint(t *testing.T) {
 			t.Errorf("post %v: status %d, want 400", bad, status)
 		}
 	}
-	resp, err := http.Get(srv.URL + ecrserver.ControlPath)
+	resp, err := http.Get(srv.URL + fakeecr.ControlPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var got ecrserver.State
+	var got fakeecr.State
 	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
 		t.Fatal(err)
 	}
@@ -506,13 +506,13 @@ func TestControlEndpoint(t *testing.T) {
 }
 
 func TestParseFailure(t *testing.T) {
-	for _, f := range []ecrserver.Failure{ecrserver.FailureNone, ecrserver.FailureServerError, ecrserver.FailureThrottling, ecrserver.FailureAccessDenied, ecrserver.FailureTimeout} {
-		got, err := ecrserver.ParseFailure(f.String())
+	for _, f := range []fakeecr.Failure{fakeecr.FailureNone, fakeecr.FailureServerError, fakeecr.FailureThrottling, fakeecr.FailureAccessDenied, fakeecr.FailureTimeout} {
+		got, err := fakeecr.ParseFailure(f.String())
 		if err != nil || got != f {
 			t.Errorf("ParseFailure(%q) = %v, %v; want %v", f.String(), got, err, f)
 		}
 	}
-	if _, err := ecrserver.ParseFailure("flaky"); err == nil {
+	if _, err := fakeecr.ParseFailure("flaky"); err == nil {
 		t.Error(`ParseFailure("flaky") succeeded, want an error`)
 	}
 }
@@ -545,9 +545,9 @@ func TestClockSkewAndLifetimeOnTheServersOwnClock(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, target := range []string{ecrserver.TargetGetAuthorizationToken, ecrserver.TargetPublicGetAuthorizationToken} {
-				srv := start(t, ecrserver.WithNow(func() time.Time { return now }),
-					ecrserver.WithLifetime(tt.lifetime), ecrserver.WithClockSkew(tt.skew))
+			for _, target := range []string{fakeecr.TargetGetAuthorizationToken, fakeecr.TargetPublicGetAuthorizationToken} {
+				srv := start(t, fakeecr.WithNow(func() time.Time { return now }),
+					fakeecr.WithLifetime(tt.lifetime), fakeecr.WithClockSkew(tt.skew))
 				resp, body := post(t, srv, target, fakeSignature, "{}")
 				if resp.StatusCode != http.StatusOK {
 					t.Fatalf("%s: status %d: %s", target, resp.StatusCode, body)
@@ -590,7 +590,7 @@ func expiresAt(t *testing.T, body []byte) time.Time {
 
 func TestTheSDKSeesTheSkewedDateHeader(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	srv := start(t, ecrserver.WithNow(func() time.Time { return now }))
+	srv := start(t, fakeecr.WithNow(func() time.Time { return now }))
 	srv.SetClockSkew(-13 * time.Hour)
 	out, err := newClient(srv, 1, 5*time.Second).GetAuthorizationToken(t.Context(), nil)
 	if err != nil {
@@ -600,15 +600,15 @@ func TestTheSDKSeesTheSkewedDateHeader(t *testing.T) {
 	if want := now.Add(-13 * time.Hour); !ok || !date.Equal(want) {
 		t.Errorf("server time %v (%v), want %v", date, ok, want)
 	}
-	if got, want := decode(t, out)[0].ExpiresAt, now.Add(-13*time.Hour+ecrserver.DefaultLifetime); !got.Equal(want) {
+	if got, want := decode(t, out)[0].ExpiresAt, now.Add(-13*time.Hour+fakeecr.DefaultLifetime); !got.Equal(want) {
 		t.Errorf("expiresAt %v, want %v", got, want)
 	}
 }
 
 func TestErrorAnswersAreDatedOnTheSkewedClock(t *testing.T) {
-	srv := start(t, ecrserver.WithFailure(ecrserver.FailureThrottling), ecrserver.WithClockSkew(24*time.Hour))
+	srv := start(t, fakeecr.WithFailure(fakeecr.FailureThrottling), fakeecr.WithClockSkew(24*time.Hour))
 	before := time.Now().Add(24 * time.Hour).Truncate(time.Second)
-	resp, _ := post(t, srv, ecrserver.TargetGetAuthorizationToken, fakeSignature, "{}")
+	resp, _ := post(t, srv, fakeecr.TargetGetAuthorizationToken, fakeSignature, "{}")
 	after := time.Now().Add(24 * time.Hour)
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("status %d, want 400", resp.StatusCode)

@@ -1,6 +1,6 @@
-// Package testenv owns the local Kubernetes control plane that the integration
+// Package controlplane owns the local Kubernetes control plane that the integration
 // tests, demo and benchmarks run: etcd, kube-apiserver, kube-controller-manager.
-package testenv
+package controlplane
 
 import (
 	"cmp"

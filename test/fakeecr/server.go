@@ -1,6 +1,6 @@
-// Package ecrserver owns a local ECR-compatible HTTP endpoint for tests, the demo and benchmarks:
+// Package fakeecr owns a local ECR-compatible HTTP endpoint for tests, the demo and benchmarks:
 // GetAuthorizationToken over AWS JSON 1.1 with switchable latency, failures, lifetime and clock skew.
-package ecrserver
+package fakeecr
 
 import (
 	"context"
@@ -196,7 +196,7 @@ type Server struct {
 func New(opts ...Option) *Server {
 	s, err := Start("127.0.0.1:0", opts...)
 	if err != nil {
-		panic(fmt.Sprintf("ecrserver: %v", err))
+		panic(fmt.Sprintf("fakeecr: %v", err))
 	}
 	return s
 }

@@ -1,6 +1,6 @@
 //go:build integration
 
-package testenv_test
+package controlplane_test
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/testenv"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/controlplane"
 )
 
 // wantVersion is the Kubernetes version pinned in hack/controlplane/go.mod.
@@ -32,7 +32,7 @@ const waitTimeout = 90 * time.Second
 
 func TestControlPlane(t *testing.T) {
 	began := time.Now()
-	cp := testenv.StartForTest(t)
+	cp := controlplane.StartForTest(t)
 	t.Logf("Start took %s", time.Since(began).Round(time.Millisecond))
 	client := cp.Client()
 
@@ -154,7 +154,7 @@ func TestControlPlane(t *testing.T) {
 }
 
 func TestStartFailure(t *testing.T) {
-	bins, err := testenv.BinDir()
+	bins, err := controlplane.BinDir()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestStartFailure(t *testing.T) {
 	}
 	dir := t.TempDir()
 
-	_, err = testenv.Start(t.Context(), testenv.Options{BinDir: broken, Dir: dir})
+	_, err = controlplane.Start(t.Context(), controlplane.Options{BinDir: broken, Dir: dir})
 
 	if err == nil {
 		t.Fatal("Start with a kube-apiserver that exits succeeded, want an error")
