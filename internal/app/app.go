@@ -4,8 +4,6 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -100,7 +97,7 @@ func run(ctx context.Context, version string, args []string, stderr io.Writer, d
 	if err != nil {
 		return ConfigError{fmt.Errorf("%s (--%s): %w", config.EnvName("NAMESPACE_SELECTOR"), config.FlagName("NAMESPACE_SELECTOR"), err)}
 	}
-	identity := leaderIdentity(cfg)
+	identity, leaseNS := cfg.Identity, cfg.LeaseNamespace // resolved by config.Load
 	newClient := d.kube
 	if newClient == nil {
 		newClient = func(cfg config.Config) (kubernetes.Interface, error) { return realClient(cfg, version, identity) }
@@ -127,7 +124,6 @@ func run(ctx context.Context, version string, args []string, stderr io.Writer, d
 		return err
 	}
 
-	leaseNS := leaseNamespace(cfg)
 	opts := refresher.Options{
 		SecretName:               cfg.SecretName,
 		ServiceAccounts:          serviceAccountNames(cfg.ServiceAccounts),
@@ -147,7 +143,7 @@ func run(ctx context.Context, version string, args []string, stderr io.Writer, d
 	}
 	var events *kube.Events
 	if cfg.Events {
-		events = kube.NewEvents(client, os.Getenv("POD_NAMESPACE"), os.Getenv("POD_NAME"), leaseNS, cfg.LeaseName, log)
+		events = kube.NewEvents(client, cfg.PodNamespace, cfg.PodName, leaseNS, cfg.LeaseName, log)
 		defer events.Shutdown()
 		opts.Events = events
 	}
@@ -392,35 +388,4 @@ func targetsForLog(names []string) string {
 		return "all"
 	}
 	return strings.Join(names, ",")
-}
-
-const inClusterNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-
-func leaseNamespace(cfg config.Config) string {
-	if cfg.LeaseNamespace != "" {
-		return cfg.LeaseNamespace
-	}
-	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
-		return ns
-	}
-	if b, err := os.ReadFile(inClusterNamespaceFile); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-		return strings.TrimSpace(string(b))
-	}
-	return "default"
-}
-
-func leaderIdentity(cfg config.Config) string {
-	if cfg.Identity != "" {
-		return cfg.Identity
-	}
-	if name := os.Getenv("POD_NAME"); name != "" {
-		return name
-	}
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "kube-ecr-refresher"
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return host + "_" + hex.EncodeToString(b)
 }

@@ -104,4 +104,11 @@ type Config struct {
 
 	// HealthAddr serves /healthz and /readyz; empty disables it.
 	HealthAddr string `envconfig:"HEALTH_ADDR" default:":8081" desc:"address of the /healthz and /readyz endpoints; empty disables them"`
+
+	// PodName and PodNamespace are this replica's Pod, from the downward
+	// API variables POD_NAME and POD_NAMESPACE (empty outside a Pod). They
+	// are not settings: Load reads them and resolves Identity and
+	// LeaseNamespace from them.
+	PodName      string `ignored:"true"`
+	PodNamespace string `ignored:"true"`
 }

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -81,6 +83,7 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 		v.Field(s.index).Set(val)
 	}
 	cfg.normalize()
+	cfg.resolve(podEnv{})
 	for _, p := range cfg.problems() {
 		if !p.involves(failed) {
 			problems = append(problems, p)
@@ -277,6 +280,56 @@ func splitList(raw string) []string {
 }
 
 // normalize lower-cases the settings that are matched case-insensitively.
+// inClusterNamespaceFile holds the Pod's namespace in a cluster.
+const inClusterNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// environment is what resolve reads beside the settings; tests replace it.
+type environment interface {
+	Getenv(key string) string
+	ReadFile(name string) ([]byte, error)
+	Hostname() (string, error)
+}
+
+// podEnv is the process's own environment.
+type podEnv struct{}
+
+func (podEnv) Getenv(key string) string             { return os.Getenv(key) }
+func (podEnv) ReadFile(name string) ([]byte, error) { return os.ReadFile(name) }
+func (podEnv) Hostname() (string, error)            { return os.Hostname() }
+
+// resolve fills what the settings leave to the environment: the Pod's name
+// and namespace (downward API), the leader election identity (POD_NAME, else
+// the hostname with a random suffix, so two processes on one host differ)
+// and the Lease namespace (POD_NAMESPACE, else the in-cluster namespace
+// file, else "default").
+func (c *Config) resolve(env environment) {
+	c.PodName = env.Getenv("POD_NAME")
+	c.PodNamespace = env.Getenv("POD_NAMESPACE")
+	if c.Identity == "" {
+		c.Identity = c.PodName
+	}
+	if c.Identity == "" {
+		host, err := env.Hostname()
+		if err != nil || host == "" {
+			host = programName
+		}
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		c.Identity = host + "_" + hex.EncodeToString(b)
+	}
+	if c.LeaseNamespace == "" {
+		c.LeaseNamespace = c.PodNamespace
+	}
+	if c.LeaseNamespace == "" {
+		if b, err := env.ReadFile(inClusterNamespaceFile); err == nil {
+			c.LeaseNamespace = strings.TrimSpace(string(b))
+		}
+	}
+	if c.LeaseNamespace == "" {
+		c.LeaseNamespace = "default"
+	}
+}
+
 func (c *Config) normalize() {
 	c.LogLevel = strings.ToLower(c.LogLevel)
 	c.LogFormat = strings.ToLower(c.LogFormat)

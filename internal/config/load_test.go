@@ -35,6 +35,10 @@ func defaultConfig() Config {
 		LogLevel:                 "info",
 		LogFormat:                "json",
 		HealthAddr:               ":8081",
+		Identity:                 "test-pod",
+		LeaseNamespace:           "test-ns",
+		PodName:                  "test-pod",
+		PodNamespace:             "test-ns",
 	}
 }
 
@@ -49,6 +53,10 @@ func setEnv(t *testing.T, env map[string]string) {
 			os.Unsetenv(k)
 		}
 	}
+	// The downward API of a Pod, so that Identity and LeaseNamespace
+	// resolve to known values.
+	t.Setenv("POD_NAME", "test-pod")
+	t.Setenv("POD_NAMESPACE", "test-ns")
 	for k, v := range env {
 		t.Setenv(EnvName(k), v)
 	}
@@ -486,6 +494,8 @@ func TestEverySettingHasAFlagAndAVariable(t *testing.T) {
 		LeaseName:                "lease-1",
 		LeaseNamespace:           "ns-3",
 		Identity:                 "pod-1",
+		PodName:                  "test-pod",
+		PodNamespace:             "test-ns",
 		LeaseDuration:            time.Minute,
 		RenewDeadline:            40 * time.Second,
 		RetryPeriod:              5 * time.Second,
@@ -567,5 +577,56 @@ func TestNames(t *testing.T) {
 		if got := FlagName(tt.key); got != tt.flag {
 			t.Errorf("FlagName(%q) = %q, want %q", tt.key, got, tt.flag)
 		}
+	}
+}
+
+// fakeEnv is a Pod's environment for resolve.
+type fakeEnv struct {
+	vars     map[string]string
+	nsFile   string // "" : no in-cluster namespace file
+	hostname string
+}
+
+func (f fakeEnv) Getenv(k string) string { return f.vars[k] }
+func (f fakeEnv) ReadFile(string) ([]byte, error) {
+	if f.nsFile == "" {
+		return nil, os.ErrNotExist
+	}
+	return []byte(f.nsFile + "\n"), nil
+}
+func (f fakeEnv) Hostname() (string, error) { return f.hostname, nil }
+
+func TestResolve(t *testing.T) {
+	tests := []struct {
+		name         string
+		cfg          Config
+		env          fakeEnv
+		wantIdentity string // "host_*": the hostname and a random suffix
+		wantLeaseNS  string
+	}{
+		{name: "Settings win over the Pod", cfg: Config{Identity: "me", LeaseNamespace: "ops"},
+			env: fakeEnv{vars: map[string]string{"POD_NAME": "pod", "POD_NAMESPACE": "ns"}}, wantIdentity: "me", wantLeaseNS: "ops"},
+		{name: "A Pod's name and namespace come from the downward API",
+			env: fakeEnv{vars: map[string]string{"POD_NAME": "pod", "POD_NAMESPACE": "ns"}, nsFile: "other"}, wantIdentity: "pod", wantLeaseNS: "ns"},
+		{name: "Without POD_NAMESPACE the in-cluster namespace file is read",
+			env: fakeEnv{vars: map[string]string{"POD_NAME": "pod"}, nsFile: "from-file"}, wantIdentity: "pod", wantLeaseNS: "from-file"},
+		{name: "Outside a cluster the hostname with a suffix and the default namespace",
+			env: fakeEnv{hostname: "laptop"}, wantIdentity: "laptop_*", wantLeaseNS: "default"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			cfg.resolve(tt.env)
+			if prefix, ok := strings.CutSuffix(tt.wantIdentity, "*"); ok {
+				if !strings.HasPrefix(cfg.Identity, prefix) || len(cfg.Identity) != len(prefix)+8 {
+					t.Errorf("Identity = %q, want %s and 8 hex digits", cfg.Identity, prefix)
+				}
+			} else if cfg.Identity != tt.wantIdentity {
+				t.Errorf("Identity = %q, want %q", cfg.Identity, tt.wantIdentity)
+			}
+			if cfg.LeaseNamespace != tt.wantLeaseNS {
+				t.Errorf("LeaseNamespace = %q, want %q", cfg.LeaseNamespace, tt.wantLeaseNS)
+			}
+		})
 	}
 }
