@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package chart tests the Helm chart, the plain manifests rendered from it and
 // the Dockerfile, by running the pinned Helm and Dockerfile linter binaries.
 package chart
