@@ -8,8 +8,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/proc"
 )
 
 // stopGrace is how long a replica has to exit after SIGTERM before SIGKILL.
@@ -19,9 +20,7 @@ const stopGrace = 20 * time.Second
 type replica struct {
 	name    string
 	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{} // closed once the process has exited and been reaped
-	err     error         // Wait's result; read only after done is closed
+	proc    *proc.Process
 
 	stopping atomic.Bool // set before the demo signals it, so its exit is not news
 }
@@ -37,40 +36,26 @@ func startReplica(name, bin, logPath string, env []string, say *narrator) (*repl
 	cmd := exec.Command(bin)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
+	r := &replica{name: name, logPath: logPath}
+	// The narration comes before Done is closed: whoever waits on it may
+	// read the output.
+	pr, err := proc.Start(cmd, func(error) {
+		f.Close()
+		if !r.stopping.Load() {
+			say.event("%s (pid %d) exited: %s; log %s", name, r.pid(), r.proc.ExitStatus(), logPath)
+		}
+	})
+	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	r := &replica{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		r.err = cmd.Wait()
-		f.Close()
-		if !r.stopping.Load() {
-			say.event("%s (pid %d) exited: %s; log %s", name, r.pid(), r.exitStatus(), logPath)
-		}
-		close(r.done) // after the narration: whoever waits on done may read the output
-	}()
+	r.proc = pr
 	return r, nil
 }
 
-func (r *replica) pid() int { return r.cmd.Process.Pid }
+func (r *replica) pid() int { return r.proc.Pid() }
 
-func (r *replica) exited() bool {
-	select {
-	case <-r.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (r *replica) exitStatus() string {
-	if r.err == nil {
-		return "exit status 0"
-	}
-	return r.err.Error()
-}
+func (r *replica) exited() bool { return r.proc.Exited() }
 
 // stop sends SIGTERM, waits up to grace, then sends SIGKILL. It returns an
 // error if the replica did not exit cleanly on SIGTERM. A replica that had
@@ -78,22 +63,16 @@ func (r *replica) exitStatus() string {
 func (r *replica) stop(grace time.Duration) (string, error) {
 	r.stopping.Store(true)
 	if r.exited() {
-		return fmt.Sprintf("%s had already exited (%s)", r.name, r.exitStatus()), nil
+		return fmt.Sprintf("%s had already exited (%s)", r.name, r.proc.ExitStatus()), nil
 	}
-	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return "", fmt.Errorf("terminate %s: %w", r.name, err)
-	}
-	timer := time.NewTimer(grace)
-	defer timer.Stop()
-	select {
-	case <-r.done:
-	case <-timer.C:
-		_ = r.cmd.Process.Kill()
-		<-r.done
+	killed, err := r.proc.Stop(grace)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("stop %s: %w", r.name, err)
+	case killed:
 		return "", fmt.Errorf("%s (pid %d) ignored SIGTERM for %s and was killed; see %s", r.name, r.pid(), grace, r.logPath)
-	}
-	if r.err != nil {
-		return "", fmt.Errorf("%s (pid %d) exited with %v after SIGTERM; see %s", r.name, r.pid(), r.err, r.logPath)
+	case r.proc.Err() != nil:
+		return "", fmt.Errorf("%s (pid %d) exited with %v after SIGTERM; see %s", r.name, r.pid(), r.proc.Err(), r.logPath)
 	}
 	return fmt.Sprintf("%s (pid %d) stopped", r.name, r.pid()), nil
 }

@@ -782,7 +782,7 @@ func (r *sizeRun) failoverOnce(ctx context.Context, victim *controller, sig sysc
 	})
 	wg.Go(func() {
 		select {
-		case <-victim.done:
+		case <-victim.proc.Done():
 			exit = time.Now()
 		case <-wctx.Done():
 		}

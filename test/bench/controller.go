@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/proc"
 )
 
 // controllerPackage is built into the binary the bench runs.
@@ -44,10 +45,8 @@ type controller struct {
 	name     string
 	identity string
 	logPath  string
-	cmd      *exec.Cmd
+	proc     *proc.Process
 	started  time.Time
-	done     chan struct{} // closed once the process has exited and been reaped
-	err      error         // Wait's result; read only after done is closed
 
 	mu         sync.Mutex
 	metricsURL string
@@ -69,22 +68,18 @@ func startController(name, identity, bin, logPath string, env []string) (*contro
 	cmd := exec.Command(bin)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = sysProcAttr()
-	c := &controller{name: name, identity: identity, logPath: logPath, cmd: cmd,
-		done: make(chan struct{}), addrsKnown: make(chan struct{})}
+	c := &controller{name: name, identity: identity, logPath: logPath, addrsKnown: make(chan struct{})}
 	c.started = time.Now()
-	if err := cmd.Start(); err != nil {
+	pr, err := proc.Start(cmd, nil)
+	if err != nil {
 		r.Close()
 		w.Close()
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
+	c.proc = pr
 	w.Close() // the child holds its own copy
 	go c.readOutput(r, f)
-	go func() {
-		c.err = cmd.Wait()
-		close(c.done)
-	}()
 	return c, nil
 }
 
@@ -127,16 +122,9 @@ func (c *controller) setAddr(field *string, url string) {
 	}
 }
 
-func (c *controller) pid() int { return c.cmd.Process.Pid }
+func (c *controller) pid() int { return c.proc.Pid() }
 
-func (c *controller) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
+func (c *controller) exited() bool { return c.proc.Exited() }
 
 // waitServing waits until the process has said where it serves metrics and health.
 func (c *controller) waitServing(ctx context.Context, timeout time.Duration) error {
@@ -145,8 +133,8 @@ func (c *controller) waitServing(ctx context.Context, timeout time.Duration) err
 	select {
 	case <-c.addrsKnown:
 		return nil
-	case <-c.done:
-		return fmt.Errorf("%s exited before serving: %v (log %s)", c.name, c.err, c.logPath)
+	case <-c.proc.Done():
+		return fmt.Errorf("%s exited before serving: %s (log %s)", c.name, c.proc.ExitStatus(), c.logPath)
 	case <-t.C:
 		return fmt.Errorf("%s did not report its metrics and health addresses within %s (log %s)", c.name, timeout, c.logPath)
 	case <-ctx.Done():
@@ -187,7 +175,7 @@ func (c *controller) waitReady(ctx context.Context, client *http.Client, timeout
 
 // signal sends sig to the process (not its group: it starts no children).
 func (c *controller) signal(sig syscall.Signal) error {
-	if err := c.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := c.proc.Signal(sig); err != nil {
 		return fmt.Errorf("signal %s: %w", c.name, err)
 	}
 	return nil
@@ -201,19 +189,13 @@ func (c *controller) stop(grace time.Duration) (time.Duration, error) {
 		return 0, nil
 	}
 	began := time.Now()
-	if err := c.signal(syscall.SIGTERM); err != nil {
-		return 0, err
+	killed, err := c.proc.Stop(grace)
+	took := time.Since(began)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("stop %s: %w", c.name, err)
+	case killed:
+		return took, fmt.Errorf("%s did not exit within %s of SIGTERM; killed (log %s)", c.name, grace, c.logPath)
 	}
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-c.done:
-		return time.Since(began), nil
-	case <-t.C:
-	}
-	if err := c.signal(syscall.SIGKILL); err != nil {
-		return 0, err
-	}
-	<-c.done
-	return time.Since(began), fmt.Errorf("%s did not exit within %s of SIGTERM; killed (log %s)", c.name, grace, c.logPath)
+	return took, nil
 }

@@ -366,12 +366,12 @@ func (cp *ControlPlane) launch(ctx context.Context, name string, prepare func() 
 		err = waitReady(ctx, p, ready)
 		if err == nil {
 			cp.procs = append(cp.procs, p)
-			cp.log.Info("started", "component", name, "pid", p.cmd.Process.Pid,
+			cp.log.Info("started", "component", name, "pid", p.Pid(),
 				"duration", time.Since(began).Round(time.Millisecond))
 			return nil
 		}
 		select {
-		case <-p.done: // exited: nothing to stop
+		case <-p.Done(): // exited: nothing to stop
 		default:
 			cp.procs = append(cp.procs, p) // Start's cleanup stops it
 		}
@@ -394,7 +394,7 @@ func waitReady(ctx context.Context, p *process, ready func(context.Context) erro
 			return nil
 		}
 		select {
-		case <-p.done:
+		case <-p.Done():
 			return p.exited()
 		case <-ctx.Done():
 			return fmt.Errorf("wait for %s: %w; last check: %v", p.name, ctx.Err(), err)

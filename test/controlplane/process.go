@@ -8,27 +8,25 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/proc"
 )
 
 // errPortInUse reports that a component exited because one of its ports was
 // taken between choosing it and binding it; the caller retries on new ports.
 var errPortInUse = errors.New("port already in use")
 
-// process is one child process with its own log file and process group.
+// process is one component with its own log file.
 type process struct {
+	*proc.Process
 	name     string
 	logPath  string
 	logStart int64 // where this run's output starts in the log file
-	cmd      *exec.Cmd
-	done     chan struct{} // closed once the process has exited and been reaped
-	err      error         // result of Wait; read only after done is closed
 }
 
-// startProcess starts bin in its own process group, with stdout and stderr
-// appended to logPath, and with SIGKILL delivered to it if this process dies.
-// The command line is written to the log first.
+// startProcess starts bin (see proc.Start) with stdout and stderr appended
+// to logPath; the command line is written to the log first.
 func startProcess(name, logPath, bin string, args []string) (*process, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -46,18 +44,12 @@ func startProcess(name, logPath, bin string, args []string) (*process, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout = f
 	cmd.Stderr = f
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
+	pr, err := proc.Start(cmd, func(error) { f.Close() })
+	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &process{name: name, logPath: logPath, logStart: fi.Size(), cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	return p, nil
+	return &process{Process: pr, name: name, logPath: logPath, logStart: fi.Size()}, nil
 }
 
 // exited returns the error to report for a process that ended on its own:
@@ -66,48 +58,18 @@ func (p *process) exited() error {
 	if logContains(p.logPath, p.logStart, "address already in use") {
 		return fmt.Errorf("%s exited: %w", p.name, errPortInUse)
 	}
-	return fmt.Errorf("%s exited: %v", p.name, p.exitStatus())
-}
-
-func (p *process) exitStatus() string {
-	if p.err == nil {
-		return "exit status 0"
-	}
-	return p.err.Error()
+	return fmt.Errorf("%s exited: %v", p.name, p.ExitStatus())
 }
 
 // stop ends the process group: SIGTERM, then SIGKILL if the process is still
 // there after grace. It returns an error if the process had already exited
 // on its own, since nothing should have ended it before stop.
 func (p *process) stop(grace time.Duration) error {
-	select {
-	case <-p.done:
-		return fmt.Errorf("%s had exited before stop: %s", p.name, p.exitStatus())
-	default:
+	if p.Exited() {
+		return fmt.Errorf("%s had exited before stop: %s", p.name, p.ExitStatus())
 	}
-	pgid := p.cmd.Process.Pid // Setpgid: the group id is the leader's pid
-	if err := signalGroup(pgid, syscall.SIGTERM); err != nil {
-		return fmt.Errorf("terminate %s: %w", p.name, err)
-	}
-	timer := time.NewTimer(grace)
-	defer timer.Stop()
-	select {
-	case <-p.done:
-		return nil
-	case <-timer.C:
-	}
-	if err := signalGroup(pgid, syscall.SIGKILL); err != nil {
-		return fmt.Errorf("kill %s: %w", p.name, err)
-	}
-	<-p.done
-	return nil
-}
-
-// signalGroup sends sig to every process in the group; a group that is
-// already gone is not an error.
-func signalGroup(pgid int, sig syscall.Signal) error {
-	if err := syscall.Kill(-pgid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return err
+	if _, err := p.Stop(grace); err != nil {
+		return fmt.Errorf("stop %s: %w", p.name, err)
 	}
 	return nil
 }

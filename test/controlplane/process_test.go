@@ -85,7 +85,7 @@ func TestProcessStop(t *testing.T) {
 				t.Errorf("stop took %s, want well under the grace period %s", took, tt.grace)
 			}
 			select {
-			case <-p.done:
+			case <-p.Done():
 			default:
 				t.Error("process still running after stop")
 			}
@@ -128,7 +128,7 @@ func TestProcessExited(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			<-p.done
+			<-p.Done()
 			err = p.exited()
 			if got := errors.Is(err, errPortInUse); got != tt.wantInUse {
 				t.Errorf("exited() = %v; is errPortInUse = %v, want %v", err, got, tt.wantInUse)

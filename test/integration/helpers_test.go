@@ -24,6 +24,7 @@ import (
 
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/kube"
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/fakeecr"
+	childproc "github.com/kube-ecr-refresher/kube-ecr-refresher/test/proc"
 )
 
 const waitTimeout = 90 * time.Second
@@ -109,13 +110,12 @@ func (e *env) baseEnv() []string {
 
 // proc is one running controller binary.
 type proc struct {
-	t    *testing.T
-	name string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-	err  error
+	t     *testing.T
+	name  string
+	child *childproc.Process
+	done  <-chan struct{} // child.Done()
+	mu    sync.Mutex
+	out   bytes.Buffer
 }
 
 func (p *proc) Write(b []byte) (int, error) {
@@ -159,24 +159,17 @@ func (e *env) start(name string, extraEnv []string, args ...string) *proc {
 func (e *env) launch(name string, env []string, args ...string) (*proc, error) {
 	cmd := exec.Command(binary, args...)
 	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p := &proc{t: e.t, name: name, cmd: cmd, done: make(chan struct{})}
+	p := &proc{t: e.t, name: name}
 	cmd.Stdout, cmd.Stderr = p, p
-	if err := cmd.Start(); err != nil {
+	child, err := childproc.Start(cmd, nil)
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
+	p.child, p.done = child, child.Done()
 	return p, nil
 }
 
-func (p *proc) signal(s syscall.Signal) {
-	if p.cmd.Process != nil {
-		_ = p.cmd.Process.Signal(s)
-	}
-}
+func (p *proc) signal(s syscall.Signal) { _ = p.child.Signal(s) }
 
 // wait waits for the process to exit and returns its exit code.
 func (p *proc) wait(timeout time.Duration) int {
@@ -186,7 +179,7 @@ func (p *proc) wait(timeout time.Duration) int {
 	case <-time.After(timeout):
 		p.t.Fatalf("%s did not exit within %s; logs:\n%s", p.name, timeout, p.Logs())
 	}
-	return p.cmd.ProcessState.ExitCode()
+	return p.child.ExitCode()
 }
 
 func (p *proc) exited() bool {

@@ -139,7 +139,7 @@ func uninstallLeavesNothing(t *testing.T, sts *httptest.Server, name, valuesFile
 			procs = append(procs, runs...)
 			var codes []int
 			for _, r := range runs {
-				codes = append(codes, r.cmd.ProcessState.ExitCode())
+				codes = append(codes, r.child.ExitCode())
 			}
 			t.Logf("pod %s ran %d times, exit codes %v", p.name, len(runs), codes)
 		}

@@ -25,7 +25,7 @@ func TestChildDiesWithParent(t *testing.T) {
 			fmt.Println("error:", err)
 			os.Exit(1)
 		}
-		fmt.Println(p.cmd.Process.Pid)
+		fmt.Println(p.Pid())
 		time.Sleep(time.Hour) // until killed
 	}
 
