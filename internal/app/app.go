@@ -93,10 +93,7 @@ func run(ctx context.Context, version string, args []string, stderr io.Writer, d
 	log := newLogger(cfg, stderr)
 	klog.SetSlogLogger(log.With("component", "client-go"))
 
-	filter, err := kube.NewNamespaceFilter(cfg.TargetNamespaces, cfg.ExcludeNamespaces, cfg.NamespaceSelector)
-	if err != nil {
-		return ConfigError{fmt.Errorf("%s (--%s): %w", config.EnvName("NAMESPACE_SELECTOR"), config.FlagName("NAMESPACE_SELECTOR"), err)}
-	}
+	filter := kube.NewNamespaceFilter(cfg.TargetNamespaces, cfg.ExcludeNamespaces, cfg.Selector())
 	identity, leaseNS := cfg.Identity, cfg.LeaseNamespace // resolved by config.Load
 	newClient := d.kube
 	if newClient == nil {

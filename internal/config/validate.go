@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // leaderElectionJitter is client-go's leaderelection.JitterFactor: a Lease's
@@ -68,6 +70,16 @@ func (e *fieldError) involves(keys map[string]bool) bool {
 	return false
 }
 
+// Selector is NAMESPACE_SELECTOR as a label selector (everything when
+// empty). Load has validated it, so it cannot fail on a loaded Config.
+func (c Config) Selector() labels.Selector {
+	sel, err := labels.Parse(c.NamespaceSelector)
+	if err != nil {
+		return labels.Nothing()
+	}
+	return sel
+}
+
 // problems runs every semantic check, in field order.
 func (c Config) problems() []*fieldError {
 	var ps []*fieldError
@@ -80,6 +92,9 @@ func (c Config) problems() []*fieldError {
 	}
 	for _, msg := range listProblems(c.ExcludeNamespaces, "namespace", namespacePattern) {
 		add("EXCLUDE_NAMESPACES", msg)
+	}
+	if _, err := labels.Parse(c.NamespaceSelector); err != nil {
+		add("NAMESPACE_SELECTOR", err.Error())
 	}
 	if msg := nameProblem(c.SecretName, "name", dns1123Subdomain); msg != "" {
 		add("SECRET_NAME", msg)

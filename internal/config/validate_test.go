@@ -21,6 +21,18 @@ func TestValidate(t *testing.T) {
 	}{
 		{name: "The defaults are valid", change: func(*Config) {}},
 		{
+			name:   "A label selector with set and existence terms is valid",
+			change: func(c *Config) { c.NamespaceSelector = "env in (prod,staging),!legacy" },
+		},
+		{
+			name:   "A malformed label selector is rejected with the other problems",
+			change: func(c *Config) { c.NamespaceSelector = "env in (prod"; c.Workers = 0 },
+			want: []string{
+				`KUBE_ECR_REFRESHER_NAMESPACE_SELECTOR (--namespace-selector): unable to parse requirement: found '', expected: ',' or ')'`,
+				`KUBE_ECR_REFRESHER_WORKERS (--workers): must be between 1 and 1000, got "0"`,
+			},
+		},
+		{
 			name:   "Namespaces of 63 characters and with dashes are valid",
 			change: func(c *Config) { c.TargetNamespaces = []string{long63, "a-b-0", "0"} },
 		},

@@ -1,7 +1,6 @@
 package kube
 
 import (
-	"fmt"
 	"path"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,21 +20,11 @@ type NamespaceFilter struct {
 	selector labels.Selector
 }
 
-// NewNamespaceFilter validates the patterns and the label selector.
-func NewNamespaceFilter(include, exclude []string, selector string) (*NamespaceFilter, error) {
-	for _, p := range append(append([]string{}, include...), exclude...) {
-		if _, err := path.Match(p, ""); err != nil {
-			return nil, fmt.Errorf("namespace pattern %q: %w", p, err)
-		}
-	}
-	sel := labels.Everything()
-	if selector != "" {
-		var err error
-		if sel, err = labels.Parse(selector); err != nil {
-			return nil, fmt.Errorf("namespace selector %q: %w", selector, err)
-		}
-	}
-	return &NamespaceFilter{include: include, exclude: exclude, selector: sel}, nil
+// NewNamespaceFilter serves the namespaces matching include (all when empty),
+// none of exclude, and selector. Patterns must be valid path.Match patterns
+// (internal/config validates them); an invalid one matches nothing.
+func NewNamespaceFilter(include, exclude []string, selector labels.Selector) *NamespaceFilter {
+	return &NamespaceFilter{include: include, exclude: exclude, selector: selector}
 }
 
 // Matches reports whether ns is served.
