@@ -27,6 +27,9 @@ func envTags(t *testing.T) []string {
 	var tags []string
 	typ := reflect.TypeFor[config.Config]()
 	for i := range typ.NumField() {
+		if typ.Field(i).Tag.Get("ignored") == "true" {
+			continue // resolved by config.Load, not a setting
+		}
 		tag := typ.Field(i).Tag.Get("envconfig")
 		if tag == "" {
 			t.Fatalf("config.Config.%s has no envconfig tag", typ.Field(i).Name)
@@ -138,11 +141,18 @@ func TestRenderedEnvParses(t *testing.T) {
 			t.Setenv(e.Name, e.Value)
 		}
 	}
+	// What the downward API gives the Pod (the chart renders both).
+	t.Setenv("POD_NAME", "kube-ecr-refresher-0")
+	t.Setenv("POD_NAMESPACE", "ecr-system")
 	got, err := config.Load(nil, io.Discard)
 	if err != nil {
 		t.Fatalf("load rendered env: %v", err)
 	}
 	want := config.Config{
+		PodName:           "kube-ecr-refresher-0",
+		PodNamespace:      "ecr-system",
+		Identity:          "kube-ecr-refresher-0",
+		LeaseNamespace:    "ecr-system",
 		TargetNamespaces:  []string{"team-a", "team-b", "platform-*"},
 		ExcludeNamespaces: []string{"platform-sandbox"},
 		NamespaceSelector: "env in (prod,staging),team!=legacy",
