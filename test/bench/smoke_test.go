@@ -16,7 +16,9 @@ func TestBenchSmoke(t *testing.T) {
 	opts := DefaultOptions()
 	opts.Sizes = []int{20}
 	opts.WorkDir = t.TempDir()
-	opts.RefreshAfter = 4 * time.Second
+	// Long enough that a loaded 2-core CI machine finishes the install
+	// (and its settle and scrape) before the token is due.
+	opts.RefreshAfter = 10 * time.Second
 	opts.NewNamespaces = 10
 	opts.RestartWindow = 3 * time.Second
 	opts.FailoverRuns = 1
