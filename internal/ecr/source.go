@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecrpublic"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 )
 
 // PublicAPI is the subset of the ECR Public client a Source calls;
@@ -40,26 +42,15 @@ const maxRegistryIDs = 10
 // the authorization data of a registry it was asked for.
 var ErrMissingRegistry = errors.New("no authorization data for a requested registry")
 
-// Registry is one private registry a Source fetches a token for.
-type Registry struct {
-	// AccountID is the 12-digit account that owns the registry.
-	AccountID string
-	// Region is the registry's region.
-	Region string
-	// RoleARN is the role assumed (through STS, from the base credentials)
-	// to fetch the token; empty uses the base credentials.
-	RoleARN string
-}
-
 // SourceOptions configures NewSource. The zero value of Registries,
 // ExtraHosts and Public is the single-registry default.
 type SourceOptions struct {
 	// Registries are the private registries to fetch tokens for. Empty means
 	// the default registry of the base credentials in AWS_REGION.
-	Registries []Registry
+	Registries []registry.Registry
 	// ExtraHosts are registry hosts written with the credentials of the
 	// first registry in the same region (see the accepted shapes in
-	// HostRegion). Without Registries they must be in AWS_REGION.
+	// registry.HostRegion). Without Registries they must be in AWS_REGION.
 	ExtraHosts []string
 	// Public adds credentials for public.ecr.aws, from ECR Public in us-east-1.
 	Public bool
@@ -193,7 +184,7 @@ func newSource(defaultRegion string, opts SourceOptions, c clients) (*Source, er
 	}
 	seen := make(map[[2]string]bool)
 	for _, r := range opts.Registries {
-		if !isAccountID(r.AccountID) {
+		if !registry.IsAccountID(r.AccountID) {
 			return nil, fmt.Errorf("registry %s in %s: account ID must be 12 digits", r.AccountID, r.Region)
 		}
 		if r.Region == "" {
@@ -224,7 +215,7 @@ func newSource(defaultRegion string, opts SourceOptions, c clients) (*Source, er
 		if slices.ContainsFunc(s.extras, func(e extraHost) bool { return e.host == h }) {
 			continue
 		}
-		region, err := HostRegion(h)
+		region, err := registry.HostRegion(h)
 		if err != nil {
 			return nil, fmt.Errorf("extra registry host: %w", err)
 		}
@@ -462,65 +453,4 @@ func fetchPublic(ctx context.Context, api PublicAPI, clk clocks) (Auth, time.Dur
 		return Auth{}, 0, fmt.Errorf("decode ecr public authorization token: %w", err)
 	}
 	return a, skew, nil
-}
-
-// HostRegion returns the region of a private ECR registry host, which must
-// have one of the shapes ACCOUNT_ID.dkr.ecr.REGION.amazonaws.com,
-// ACCOUNT_ID.dkr.ecr.REGION.amazonaws.com.cn or ACCOUNT_ID.dkr-ecr.REGION.on.aws
-// (dual-stack). Pull-through cache repositories live on these same hosts.
-//
-// It mirrors config.ExtraHostRegion, which validates the setting; the
-// packages stay independent of each other.
-func HostRegion(host string) (string, error) {
-	const shapes = "want ACCOUNT_ID.dkr.ecr.REGION.amazonaws.com, ACCOUNT_ID.dkr.ecr.REGION.amazonaws.com.cn or ACCOUNT_ID.dkr-ecr.REGION.on.aws"
-	l := strings.Split(host, ".")
-	var acct, region string
-	switch {
-	case len(l) == 6 && l[1] == "dkr" && l[2] == "ecr" && l[4] == "amazonaws" && l[5] == "com" && !strings.HasPrefix(l[3], "cn-"),
-		len(l) == 7 && l[1] == "dkr" && l[2] == "ecr" && l[4] == "amazonaws" && l[5] == "com" && l[6] == "cn" && strings.HasPrefix(l[3], "cn-"):
-		acct, region = l[0], l[3]
-	case len(l) == 5 && l[1] == "dkr-ecr" && l[3] == "on" && l[4] == "aws":
-		acct, region = l[0], l[2]
-	default:
-		return "", fmt.Errorf("registry host %q: %s", host, shapes)
-	}
-	if !isAccountID(acct) || !isRegion(region) {
-		return "", fmt.Errorf("registry host %q: %s", host, shapes)
-	}
-	return region, nil
-}
-
-// isAccountID reports whether s is 12 ASCII digits.
-func isAccountID(s string) bool {
-	if len(s) != 12 {
-		return false
-	}
-	for i := range len(s) {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// isRegion reports whether s looks like a region name: at least three
-// dash-separated lowercase words, the last one digits only.
-func isRegion(s string) bool {
-	words := strings.Split(s, "-")
-	if len(words) < 3 {
-		return false
-	}
-	for i, w := range words {
-		if w == "" {
-			return false
-		}
-		last := i == len(words)-1
-		for j := range len(w) {
-			c := w[j]
-			if last && !('0' <= c && c <= '9') || !last && !('a' <= c && c <= 'z') {
-				return false
-			}
-		}
-	}
-	return true
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecrpublic"
 	publictypes "github.com/aws/aws-sdk-go-v2/service/ecrpublic/types"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 )
 
 // The SDK client must satisfy the consumer-side interface.
@@ -170,7 +172,7 @@ func TestSourceMakesOneCallPerRegionAndRole(t *testing.T) {
 		},
 		{
 			name: "Two accounts in one region share one call",
-			opts: SourceOptions{Registries: []Registry{
+			opts: SourceOptions{Registries: []registry.Registry{
 				{AccountID: "111111111111", Region: "eu-west-1"},
 				{AccountID: "222222222222", Region: "eu-west-1"},
 			}},
@@ -182,7 +184,7 @@ func TestSourceMakesOneCallPerRegionAndRole(t *testing.T) {
 		},
 		{
 			name: "Two regions make two calls and registries are grouped by region in order of first appearance",
-			opts: SourceOptions{Registries: []Registry{
+			opts: SourceOptions{Registries: []registry.Registry{
 				{AccountID: "111111111111", Region: "eu-west-1"},
 				{AccountID: "111111111111", Region: "us-east-1"},
 				{AccountID: "222222222222", Region: "eu-west-1"},
@@ -210,7 +212,7 @@ func TestSourceMakesOneCallPerRegionAndRole(t *testing.T) {
 		},
 		{
 			name: "Registries of one region with different roles make one call per role",
-			opts: SourceOptions{Registries: []Registry{
+			opts: SourceOptions{Registries: []registry.Registry{
 				{AccountID: "111111111111", Region: "eu-west-1"},
 				{AccountID: "222222222222", Region: "eu-west-1", RoleARN: roleA},
 				{AccountID: "333333333333", Region: "eu-west-1", RoleARN: roleB},
@@ -231,7 +233,7 @@ func TestSourceMakesOneCallPerRegionAndRole(t *testing.T) {
 		{
 			name: "Extra hosts get the credentials of the first registry in their region",
 			opts: SourceOptions{
-				Registries: []Registry{
+				Registries: []registry.Registry{
 					{AccountID: "111111111111", Region: "eu-west-1", RoleARN: roleA},
 					{AccountID: "222222222222", Region: "us-east-1"},
 					{AccountID: "333333333333", Region: "eu-west-1"},
@@ -332,10 +334,10 @@ func ids(from, to int) []string {
 }
 
 // accounts returns n registries in one region with one role.
-func accounts(n int, region, role string) []Registry {
-	var regs []Registry
+func accounts(n int, region, role string) []registry.Registry {
+	var regs []registry.Registry
 	for _, id := range ids(0, n) {
-		regs = append(regs, Registry{AccountID: id, Region: region, RoleARN: role})
+		regs = append(regs, registry.Registry{AccountID: id, Region: region, RoleARN: role})
 	}
 	return regs
 }
@@ -377,7 +379,7 @@ func TestSourceMeasuresEveryLifetimeOnTheServersClock(t *testing.T) {
 				datedPublic(f.public.out, tt.date)
 			}
 			src := newFakeSource(t, SourceOptions{
-				Registries: []Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "222222222222", Region: "us-east-1", RoleARN: roleA}},
+				Registries: []registry.Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "222222222222", Region: "us-east-1", RoleARN: roleA}},
 				ExtraHosts: []string{"333333333333.dkr.ecr.us-east-1.amazonaws.com"},
 				Public:     true,
 			}, f)
@@ -433,7 +435,7 @@ func TestSourceClockSkewIsTheLargestOfItsAnswers(t *testing.T) {
 				public: &publicAPI{out: public},
 			}
 			src := newFakeSource(t, SourceOptions{
-				Registries: []Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "222222222222", Region: "us-east-1"}},
+				Registries: []registry.Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "222222222222", Region: "us-east-1"}},
 				Public:     true,
 			}, f)
 			got, err := src.Fetch(t.Context())
@@ -454,7 +456,7 @@ func TestSourceClockSkewIsTheLargestOfItsAnswers(t *testing.T) {
 
 func TestSourceEverySecondFetchCallsAgain(t *testing.T) {
 	f := &fakes{}
-	src, err := newSource("", withNow(SourceOptions{Registries: []Registry{
+	src, err := newSource("", withNow(SourceOptions{Registries: []registry.Registry{
 		{AccountID: "111111111111", Region: "eu-west-1"},
 		{AccountID: "111111111111", Region: "us-east-1", RoleARN: roleA},
 	}}), f.clients())
@@ -481,7 +483,7 @@ func TestSourceEverySecondFetchCallsAgain(t *testing.T) {
 
 func TestSourceNamesEveryFailingCall(t *testing.T) {
 	boom := &types.ServerException{Message: aws.String("boom")}
-	twoGroups := []Registry{
+	twoGroups := []registry.Registry{
 		{AccountID: "111111111111", Region: "eu-west-1"},
 		{AccountID: "222222222222", Region: "us-east-1", RoleARN: roleA},
 	}
@@ -521,7 +523,7 @@ func TestSourceNamesEveryFailingCall(t *testing.T) {
 		},
 		{
 			name:       "An answer without a registry asked for fails its call",
-			opts:       SourceOptions{Registries: append(twoGroups, Registry{AccountID: "333333333333", Region: "eu-west-1"})},
+			opts:       SourceOptions{Registries: append(twoGroups, registry.Registry{AccountID: "333333333333", Region: "eu-west-1"})},
 			setup:      failIn("eu-west-1", func(g *groupAPI) { g.drop = "333333333333" }),
 			wantIs:     ErrMissingRegistry,
 			wantErr:    "registries 111111111111,333333333333 in eu-west-1: decode ecr authorization token: no authorization data for a requested registry: 333333333333",
@@ -647,7 +649,7 @@ func TestNewSourceRejectsBadOptions(t *testing.T) {
 		{
 			name:          "A registry listed twice is rejected, whatever its role",
 			defaultRegion: "eu-west-1",
-			opts: SourceOptions{Registries: []Registry{
+			opts: SourceOptions{Registries: []registry.Registry{
 				{AccountID: "111111111111", Region: "eu-west-1"},
 				{AccountID: "111111111111", Region: "eu-west-1", RoleARN: roleA},
 			}},
@@ -655,22 +657,22 @@ func TestNewSourceRejectsBadOptions(t *testing.T) {
 		},
 		{
 			name:    "A bad account ID is rejected",
-			opts:    SourceOptions{Registries: []Registry{{AccountID: "1", Region: "eu-west-1"}}},
+			opts:    SourceOptions{Registries: []registry.Registry{{AccountID: "1", Region: "eu-west-1"}}},
 			wantErr: "registry 1 in eu-west-1: account ID must be 12 digits",
 		},
 		{
 			name:    "An empty region is rejected",
-			opts:    SourceOptions{Registries: []Registry{{AccountID: "111111111111"}}},
+			opts:    SourceOptions{Registries: []registry.Registry{{AccountID: "111111111111"}}},
 			wantErr: "registry 111111111111: empty region",
 		},
 		{
 			name:    "An extra host that is not an ECR host is rejected",
-			opts:    SourceOptions{Registries: []Registry{{AccountID: "111111111111", Region: "eu-west-1"}}, ExtraHosts: []string{"public.ecr.aws"}},
-			wantErr: `extra registry host: registry host "public.ecr.aws": want ACCOUNT_ID.dkr.ecr.REGION.amazonaws.com, ACCOUNT_ID.dkr.ecr.REGION.amazonaws.com.cn or ACCOUNT_ID.dkr-ecr.REGION.on.aws`,
+			opts:    SourceOptions{Registries: []registry.Registry{{AccountID: "111111111111", Region: "eu-west-1"}}, ExtraHosts: []string{"public.ecr.aws"}},
+			wantErr: `extra registry host: registry host "public.ecr.aws": ` + registry.HostShapes,
 		},
 		{
 			name:    "An extra host in a region without a registry is rejected",
-			opts:    SourceOptions{Registries: []Registry{{AccountID: "111111111111", Region: "eu-west-1"}}, ExtraHosts: []string{"111111111111.dkr.ecr.eu-west-2.amazonaws.com"}},
+			opts:    SourceOptions{Registries: []registry.Registry{{AccountID: "111111111111", Region: "eu-west-1"}}, ExtraHosts: []string{"111111111111.dkr.ecr.eu-west-2.amazonaws.com"}},
 			wantErr: `extra registry host "111111111111.dkr.ecr.eu-west-2.amazonaws.com" is in eu-west-2, where no registry is listed to take its token from`,
 		},
 		{
@@ -699,7 +701,7 @@ func TestSourceWrapsEveryClient(t *testing.T) {
 	var wrapped []string
 	f := &fakes{}
 	opts := withNow(SourceOptions{
-		Registries: []Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "111111111111", Region: "us-east-1"}},
+		Registries: []registry.Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "111111111111", Region: "us-east-1"}},
 		Public:     true,
 		Wrap: func(api API) API {
 			g := api.(*groupAPI)
@@ -751,33 +753,6 @@ func sorted(s []string) []string {
 	out := append([]string(nil), s...)
 	slices.Sort(out)
 	return out
-}
-
-func TestHostRegion(t *testing.T) {
-	tests := []struct {
-		name, host, want string
-	}{
-		{name: "A registry host gives its region", host: "123456789012.dkr.ecr.eu-west-1.amazonaws.com", want: "eu-west-1"},
-		{name: "A GovCloud host gives its region", host: "123456789012.dkr.ecr.us-gov-west-1.amazonaws.com", want: "us-gov-west-1"},
-		{name: "A China host gives its region", host: "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", want: "cn-north-1"},
-		{name: "A dual-stack host gives its region", host: "123456789012.dkr-ecr.eu-west-1.on.aws", want: "eu-west-1"},
-		{name: "A China region under amazonaws.com is rejected", host: "123456789012.dkr.ecr.cn-north-1.amazonaws.com"},
-		{name: "Another region under amazonaws.com.cn is rejected", host: "123456789012.dkr.ecr.eu-west-1.amazonaws.com.cn"},
-		{name: "An account of 11 digits is rejected", host: "12345678901.dkr.ecr.eu-west-1.amazonaws.com"},
-		{name: "A region that is no region name is rejected", host: "123456789012.dkr.ecr.localhost.amazonaws.com"},
-		{name: "ECR Public is rejected", host: "public.ecr.aws"},
-		{name: "A scheme is rejected", host: "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com"},
-		{name: "A port is rejected", host: "123456789012.dkr.ecr.eu-west-1.amazonaws.com:443"},
-		{name: "An empty host is rejected", host: ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := HostRegion(tt.host)
-			if (err == nil) != (tt.want != "") || got != tt.want {
-				t.Errorf("HostRegion(%q) = %q, %v; want %q", tt.host, got, err, tt.want)
-			}
-		})
-	}
 }
 
 func TestSourceKeepsAFailingCallsLastGoodAuthsUntilTheyExpire(t *testing.T) {
@@ -885,7 +860,7 @@ func TestSourceKeepsAFailingCallsLastGoodAuthsUntilTheyExpire(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &fakes{public: &publicAPI{}}
 			src := newFakeSource(t, SourceOptions{
-				Registries: []Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "222222222222", Region: "us-east-1", RoleARN: roleA}},
+				Registries: []registry.Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "222222222222", Region: "us-east-1", RoleARN: roleA}},
 				ExtraHosts: []string{extraHost},
 				Public:     tt.public,
 			}, f)
@@ -944,7 +919,7 @@ func TestSourceKeepsAFailingCallsLastGoodAuthsUntilTheyExpire(t *testing.T) {
 
 func TestSourceFetchIsSafeForConcurrentUse(t *testing.T) {
 	f := &fakes{}
-	src := newFakeSource(t, SourceOptions{Registries: []Registry{
+	src := newFakeSource(t, SourceOptions{Registries: []registry.Registry{
 		{AccountID: "111111111111", Region: "eu-west-1"},
 		{AccountID: "222222222222", Region: "us-east-1"},
 	}}, f)
