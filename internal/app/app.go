@@ -261,7 +261,7 @@ func ecrTokens(ctx context.Context, cfg config.Config, m *metrics.Metrics) (refr
 	if err != nil {
 		return nil, ConfigError{err}
 	}
-	return refresher.ECRTokens{Fetcher: src}, nil
+	return src, nil
 }
 
 // runOnce does one pass, as the leader when leader election is on (so it

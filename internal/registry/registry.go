@@ -1,5 +1,5 @@
-// Package registry owns what names a private ECR registry: the Registry type
-// (account, region, role) and the one parser of ECR registry host names.
+// Package registry owns the vocabulary internal/config, internal/ecr and internal/kube
+// share: which registry (Registry, the host parser) and the pull Credentials of its hosts.
 package registry
 
 import (
