@@ -244,16 +244,12 @@ func ecrTokens(ctx context.Context, cfg config.Config, m *metrics.Metrics) (refr
 	if err != nil {
 		return nil, ConfigError{err}
 	}
-	ecrRegs := make([]ecr.Registry, len(regs))
-	for i, r := range regs {
-		ecrRegs[i] = ecr.Registry(r)
-	}
 	var wrap func(ecr.API) ecr.API
 	if m != nil {
 		wrap = m.InstrumentECR
 	}
 	src, err := ecr.NewSource(ctx, ecr.SourceOptions{
-		Registries: ecrRegs,
+		Registries: regs,
 		ExtraHosts: cfg.ExtraRegistryHosts,
 		Public:     cfg.ECRPublic,
 		Timeout:    cfg.ECRTimeout,
@@ -262,7 +258,7 @@ func ecrTokens(ctx context.Context, cfg config.Config, m *metrics.Metrics) (refr
 	if err != nil {
 		return nil, ConfigError{err}
 	}
-	return refresher.ECRTokens{Fetcher: src}, nil
+	return src, nil
 }
 
 // runOnce does one pass, as the leader when leader election is on (so it

@@ -19,16 +19,16 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/config"
-	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/kube"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 )
 
 // fakeTokens hands out a 12 h token fetched now.
 type fakeTokens struct{}
 
-func (fakeTokens) Fetch(context.Context) (kube.Token, error) {
+func (fakeTokens) Fetch(context.Context) (registry.Credentials, error) {
 	now := time.Now()
-	return kube.Token{
-		Auths:     []kube.RegistryAuth{{Host: "123456789012.dkr.ecr.eu-west-1.amazonaws.com", Username: "AWS", Password: "pw"}},
+	return registry.Credentials{
+		Auths:     []registry.Auth{{Host: "123456789012.dkr.ecr.eu-west-1.amazonaws.com", Username: "AWS", Password: "pw"}},
 		FetchedAt: now,
 		ExpiresAt: now.Add(12 * time.Hour),
 	}, nil

@@ -4,24 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-)
 
-// Registry is one private ECR registry of REGISTRIES.
-type Registry struct {
-	// AccountID is the 12-digit AWS account that owns the registry.
-	AccountID string
-	// Region is the registry's AWS region, such as eu-west-1.
-	Region string
-	// RoleARN is the IAM role assumed to fetch the token; empty means the
-	// controller's own credentials.
-	RoleARN string
-}
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
+)
 
 // ParseRegistries parses ACCOUNT_ID:REGION[:ROLE_ARN] entries, as
 // REGISTRIES lists them. An entry splits on its first two colons only, so a
 // role ARN keeps its own. Every problem is reported, joined with errors.Join;
 // two entries for the same account and region are a problem.
-func ParseRegistries(entries []string) ([]Registry, error) {
+func ParseRegistries(entries []string) ([]registry.Registry, error) {
 	regs, msgs := parseRegistries(entries)
 	if len(msgs) > 0 {
 		errs := make([]error, len(msgs))
@@ -33,59 +24,11 @@ func ParseRegistries(entries []string) ([]Registry, error) {
 	return regs, nil
 }
 
-// ExtraHostRegion returns the region of an ECR registry host of
-// EXTRA_REGISTRY_HOSTS, which must have one of the shapes
-// ACCOUNT.dkr.ecr.REGION.amazonaws.com, ACCOUNT.dkr.ecr.REGION.amazonaws.com.cn
-// (China regions) or ACCOUNT.dkr-ecr.REGION.on.aws (dual-stack).
-func ExtraHostRegion(host string) (string, error) {
-	region, msg := extraHostRegion(host)
-	if msg != "" {
-		return "", fmt.Errorf("registry host %q: %s", host, msg)
-	}
-	return region, nil
-}
-
-// extraHostShapes names the shapes ExtraHostRegion accepts, for its errors.
-const extraHostShapes = "want ACCOUNT_ID.dkr.ecr.REGION.amazonaws.com, ACCOUNT_ID.dkr.ecr.REGION.amazonaws.com.cn or ACCOUNT_ID.dkr-ecr.REGION.on.aws"
-
-// extraHostRegion returns the region of host, or why host is not an ECR
-// registry host.
-func extraHostRegion(host string) (region, msg string) {
-	if strings.ContainsAny(host, "/: \t") {
-		return "", "a bare host name without scheme, port or path: " + extraHostShapes
-	}
-	labels := strings.Split(host, ".")
-	var acct string
-	switch {
-	case len(labels) == 6 && labels[1] == "dkr" && labels[2] == "ecr" && labels[4] == "amazonaws" && labels[5] == "com":
-		acct, region = labels[0], labels[3]
-		if isChinaRegion(region) {
-			return "", fmt.Sprintf("region %s is a China region, whose hosts end in .amazonaws.com.cn", region)
-		}
-	case len(labels) == 7 && labels[1] == "dkr" && labels[2] == "ecr" && labels[4] == "amazonaws" && labels[5] == "com" && labels[6] == "cn":
-		acct, region = labels[0], labels[3]
-		if !isChinaRegion(region) {
-			return "", fmt.Sprintf("region %s is not a China region, whose hosts end in .amazonaws.com", region)
-		}
-	case len(labels) == 5 && labels[1] == "dkr-ecr" && labels[3] == "on" && labels[4] == "aws":
-		acct, region = labels[0], labels[2]
-	default:
-		return "", extraHostShapes
-	}
-	if !isAccountID(acct) {
-		return "", fmt.Sprintf("account ID %q must be 12 digits", acct)
-	}
-	if !isRegion(region) {
-		return "", fmt.Sprintf("%q is not an AWS region name (like eu-west-1)", region)
-	}
-	return region, ""
-}
-
 // parseRegistries parses entries and returns the valid registries and one
 // message per problem.
-func parseRegistries(entries []string) ([]Registry, []string) {
+func parseRegistries(entries []string) ([]registry.Registry, []string) {
 	var (
-		regs  []Registry
+		regs  []registry.Registry
 		msgs  []string
 		empty bool
 	)
@@ -116,24 +59,24 @@ func parseRegistries(entries []string) ([]Registry, []string) {
 }
 
 // parseRegistry parses one ACCOUNT_ID:REGION[:ROLE_ARN] entry, or says why not.
-func parseRegistry(e string) (Registry, string) {
+func parseRegistry(e string) (registry.Registry, string) {
 	parts := strings.SplitN(e, ":", 3)
 	if len(parts) < 2 {
-		return Registry{}, "want ACCOUNT_ID:REGION or ACCOUNT_ID:REGION:ROLE_ARN"
+		return registry.Registry{}, "want ACCOUNT_ID:REGION or ACCOUNT_ID:REGION:ROLE_ARN"
 	}
-	r := Registry{AccountID: parts[0], Region: parts[1]}
+	r := registry.Registry{AccountID: parts[0], Region: parts[1]}
 	if len(parts) == 3 {
 		r.RoleARN = parts[2]
 	}
-	if !isAccountID(r.AccountID) {
-		return Registry{}, fmt.Sprintf("account ID %q must be 12 digits", r.AccountID)
+	if !registry.IsAccountID(r.AccountID) {
+		return registry.Registry{}, fmt.Sprintf("account ID %q must be 12 digits", r.AccountID)
 	}
-	if !isRegion(r.Region) {
-		return Registry{}, fmt.Sprintf("%q is not an AWS region name (like eu-west-1)", r.Region)
+	if !registry.IsRegion(r.Region) {
+		return registry.Registry{}, fmt.Sprintf("%q is not an AWS region name (like eu-west-1)", r.Region)
 	}
 	if len(parts) == 3 {
 		if msg := roleARNProblem(r.RoleARN, r.Region); msg != "" {
-			return Registry{}, msg
+			return registry.Registry{}, msg
 		}
 	}
 	return r, ""
@@ -151,7 +94,7 @@ func roleARNProblem(arn, region string) string {
 	if !isPartition(partition) {
 		return fmt.Sprintf("role ARN %q: %q is not an AWS partition (aws, aws-cn, aws-us-gov, ...)", arn, partition)
 	}
-	if !isAccountID(acct) {
+	if !registry.IsAccountID(acct) {
 		return fmt.Sprintf("role ARN %q: account ID %q must be 12 digits", arn, acct)
 	}
 	name, ok := strings.CutPrefix(resource, "role/")
@@ -169,7 +112,7 @@ func roleARNProblem(arn, region string) string {
 // places them in no other partition, and "" when it cannot tell.
 func partitionOf(region string) string {
 	switch {
-	case isChinaRegion(region):
+	case registry.IsChinaRegion(region):
 		return "aws-cn"
 	case strings.HasPrefix(region, "us-gov-"):
 		return "aws-us-gov"
@@ -177,47 +120,6 @@ func partitionOf(region string) string {
 		return "" // isolated and sovereign partitions: too many to know
 	}
 	return "aws"
-}
-
-func isChinaRegion(region string) bool { return strings.HasPrefix(region, "cn-") }
-
-// isAccountID reports whether s is 12 ASCII digits.
-func isAccountID(s string) bool {
-	if len(s) != 12 {
-		return false
-	}
-	for i := range len(s) {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// isRegion reports whether s looks like an AWS region name: lowercase
-// dash-separated words, at least three, the last one digits only
-// (eu-west-1, us-gov-west-1, cn-north-1, ap-southeast-5).
-func isRegion(s string) bool {
-	if len(s) > 32 {
-		return false
-	}
-	words := strings.Split(s, "-")
-	if len(words) < 3 {
-		return false
-	}
-	for i, w := range words {
-		if w == "" {
-			return false
-		}
-		last := i == len(words)-1
-		for j := range len(w) {
-			c := w[j]
-			if last && !('0' <= c && c <= '9') || !last && !('a' <= c && c <= 'z') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // isPartition reports whether s looks like an AWS partition: aws, or aws-
@@ -299,10 +201,11 @@ func (c Config) registryProblems(add func(key, msg string, related ...string)) {
 			}
 			continue
 		}
-		region, msg := extraHostRegion(h)
+		region, err := registry.HostRegion(h)
+		var herr *registry.HostError
 		switch {
-		case msg != "":
-			add("EXTRA_REGISTRY_HOSTS", fmt.Sprintf("invalid registry host %q: %s", h, msg))
+		case errors.As(err, &herr):
+			add("EXTRA_REGISTRY_HOSTS", fmt.Sprintf("invalid registry host %q: %s", h, herr.Reason))
 		case checkRegions && !regions[region]:
 			add("EXTRA_REGISTRY_HOSTS", fmt.Sprintf("registry host %q is in %s, where %s (--%s) lists no registry to take its token from",
 				h, region, EnvName("REGISTRIES"), FlagName("REGISTRIES")), "REGISTRIES")

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 )
 
 const (
@@ -16,7 +18,7 @@ func TestParseRegistries(t *testing.T) {
 	tests := []struct {
 		name    string
 		entries []string
-		want    []Registry
+		want    []registry.Registry
 		// wantErr are the lines of the error; nil means valid.
 		wantErr []string
 	}{
@@ -24,12 +26,12 @@ func TestParseRegistries(t *testing.T) {
 		{
 			name:    "An account and a region give a registry without a role",
 			entries: []string{"123456789012:eu-west-1"},
-			want:    []Registry{{AccountID: "123456789012", Region: "eu-west-1"}},
+			want:    []registry.Registry{{AccountID: "123456789012", Region: "eu-west-1"}},
 		},
 		{
 			name:    "A role ARN keeps its colons",
 			entries: []string{"123456789012:eu-west-1:" + roleARN},
-			want:    []Registry{{AccountID: "123456789012", Region: "eu-west-1", RoleARN: roleARN}},
+			want:    []registry.Registry{{AccountID: "123456789012", Region: "eu-west-1", RoleARN: roleARN}},
 		},
 		{
 			name: "GovCloud, China, isolated and new regions are accepted with their partitions",
@@ -40,7 +42,7 @@ func TestParseRegistries(t *testing.T) {
 				"123456789012:ap-southeast-5",
 				"123456789012:eusc-de-east-1",
 			},
-			want: []Registry{
+			want: []registry.Registry{
 				{AccountID: "123456789012", Region: "us-gov-west-1", RoleARN: "arn:aws-us-gov:iam::210987654321:role/r"},
 				{AccountID: "123456789012", Region: "cn-north-1", RoleARN: cnRoleARN},
 				{AccountID: "123456789012", Region: "us-isob-east-1", RoleARN: "arn:aws-iso-b:iam::210987654321:role/r"},
@@ -51,12 +53,12 @@ func TestParseRegistries(t *testing.T) {
 		{
 			name:    "A role with a path and IAM's punctuation is accepted",
 			entries: []string{"123456789012:eu-west-1:arn:aws:iam::210987654321:role/team/ci/Pull+Role=1,a.b@c_d-e"},
-			want:    []Registry{{AccountID: "123456789012", Region: "eu-west-1", RoleARN: "arn:aws:iam::210987654321:role/team/ci/Pull+Role=1,a.b@c_d-e"}},
+			want:    []registry.Registry{{AccountID: "123456789012", Region: "eu-west-1", RoleARN: "arn:aws:iam::210987654321:role/team/ci/Pull+Role=1,a.b@c_d-e"}},
 		},
 		{
 			name:    "The same account in two regions and two accounts in one region are distinct registries",
 			entries: []string{"111111111111:eu-west-1", "111111111111:us-east-1", "222222222222:eu-west-1:" + roleARN},
-			want: []Registry{
+			want: []registry.Registry{
 				{AccountID: "111111111111", Region: "eu-west-1"},
 				{AccountID: "111111111111", Region: "us-east-1"},
 				{AccountID: "222222222222", Region: "eu-west-1", RoleARN: roleARN},
@@ -163,63 +165,6 @@ func TestParseRegistries(t *testing.T) {
 	}
 }
 
-func TestExtraHostRegion(t *testing.T) {
-	const shapes = "want ACCOUNT_ID.dkr.ecr.REGION.amazonaws.com, ACCOUNT_ID.dkr.ecr.REGION.amazonaws.com.cn or ACCOUNT_ID.dkr-ecr.REGION.on.aws"
-	tests := []struct {
-		name    string
-		host    string
-		want    string
-		wantErr string
-	}{
-		{name: "A registry host gives its region", host: "123456789012.dkr.ecr.eu-west-1.amazonaws.com", want: "eu-west-1"},
-		{name: "A GovCloud registry host gives its region", host: "123456789012.dkr.ecr.us-gov-west-1.amazonaws.com", want: "us-gov-west-1"},
-		{name: "A China registry host gives its region", host: "123456789012.dkr.ecr.cn-northwest-1.amazonaws.com.cn", want: "cn-northwest-1"},
-		{name: "A dual-stack host gives its region", host: "123456789012.dkr-ecr.ap-south-1.on.aws", want: "ap-south-1"},
-		{
-			name:    "A China region under amazonaws.com is rejected",
-			host:    "123456789012.dkr.ecr.cn-north-1.amazonaws.com",
-			wantErr: `registry host "123456789012.dkr.ecr.cn-north-1.amazonaws.com": region cn-north-1 is a China region, whose hosts end in .amazonaws.com.cn`,
-		},
-		{
-			name:    "Another region under amazonaws.com.cn is rejected",
-			host:    "123456789012.dkr.ecr.eu-west-1.amazonaws.com.cn",
-			wantErr: `registry host "123456789012.dkr.ecr.eu-west-1.amazonaws.com.cn": region eu-west-1 is not a China region, whose hosts end in .amazonaws.com`,
-		},
-		{name: "ECR Public is not an extra host", host: "public.ecr.aws", wantErr: `registry host "public.ecr.aws": ` + shapes},
-		{name: "A host with a scheme is rejected", host: "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com", wantErr: `registry host "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com": a bare host name without scheme, port or path: ` + shapes},
-		{name: "A host with a port is rejected", host: "123456789012.dkr.ecr.eu-west-1.amazonaws.com:443", wantErr: `registry host "123456789012.dkr.ecr.eu-west-1.amazonaws.com:443": a bare host name without scheme, port or path: ` + shapes},
-		{name: "A host with a path is rejected", host: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/cache", wantErr: `registry host "123456789012.dkr.ecr.eu-west-1.amazonaws.com/cache": a bare host name without scheme, port or path: ` + shapes},
-		{name: "The ECR API host is rejected", host: "api.ecr.eu-west-1.amazonaws.com", wantErr: `registry host "api.ecr.eu-west-1.amazonaws.com": ` + shapes},
-		{name: "A capitalised host is rejected", host: "123456789012.DKR.ECR.eu-west-1.amazonaws.com", wantErr: `registry host "123456789012.DKR.ECR.eu-west-1.amazonaws.com": ` + shapes},
-		{name: "Another registry's host is rejected", host: "ghcr.io", wantErr: `registry host "ghcr.io": ` + shapes},
-		{
-			name:    "A host with a bad account is rejected",
-			host:    "1234.dkr.ecr.eu-west-1.amazonaws.com",
-			wantErr: `registry host "1234.dkr.ecr.eu-west-1.amazonaws.com": account ID "1234" must be 12 digits`,
-		},
-		{
-			name:    "A host with a bad region is rejected",
-			host:    "123456789012.dkr-ecr.localhost.on.aws",
-			wantErr: `registry host "123456789012.dkr-ecr.localhost.on.aws": "localhost" is not an AWS region name (like eu-west-1)`,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ExtraHostRegion(tt.host)
-			gotErr := ""
-			if err != nil {
-				gotErr = err.Error()
-			}
-			if gotErr != tt.wantErr {
-				t.Errorf("ExtraHostRegion(%q) error = %q, want %q", tt.host, gotErr, tt.wantErr)
-			}
-			if got != tt.want {
-				t.Errorf("ExtraHostRegion(%q) = %q, want %q", tt.host, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestValidateRegistries(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -246,6 +191,11 @@ func TestValidateRegistries(t *testing.T) {
 			public: true,
 		},
 		{
+			name:       "FIPS and dual-stack FIPS extra hosts in a registry's region are valid",
+			registries: []string{"111111111111:us-east-1"},
+			extra:      []string{"111111111111.dkr.ecr-fips.us-east-1.amazonaws.com", "111111111111.dkr-ecr-fips.us-east-1.on.aws"},
+		},
+		{
 			name:       "Bad registries are reported, naming the variable and flag",
 			registries: []string{"111111111111:eu-west-1", "bad", "111111111111:eu-west-1:" + roleARN, ""},
 			want: []string{
@@ -258,7 +208,7 @@ func TestValidateRegistries(t *testing.T) {
 			name:  "Bad extra hosts are reported, naming the variable and flag",
 			extra: []string{"public.ecr.aws", "", "1.dkr.ecr.eu-west-1.amazonaws.com", ""},
 			want: []string{
-				`KUBE_ECR_REFRESHER_EXTRA_REGISTRY_HOSTS (--extra-registry-hosts): invalid registry host "public.ecr.aws": want ACCOUNT_ID.dkr.ecr.REGION.amazonaws.com, ACCOUNT_ID.dkr.ecr.REGION.amazonaws.com.cn or ACCOUNT_ID.dkr-ecr.REGION.on.aws`,
+				`KUBE_ECR_REFRESHER_EXTRA_REGISTRY_HOSTS (--extra-registry-hosts): invalid registry host "public.ecr.aws": ` + registry.HostShapes,
 				`KUBE_ECR_REFRESHER_EXTRA_REGISTRY_HOSTS (--extra-registry-hosts): empty entry in list`,
 				`KUBE_ECR_REFRESHER_EXTRA_REGISTRY_HOSTS (--extra-registry-hosts): invalid registry host "1.dkr.ecr.eu-west-1.amazonaws.com": account ID "1" must be 12 digits`,
 			},
@@ -316,7 +266,7 @@ func TestLoadKeepsTheColonsOfRoleARNs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ParseRegistries(%q) error = %v", c.Registries, err)
 	}
-	want := []Registry{
+	want := []registry.Registry{
 		{AccountID: "111111111111", Region: "eu-west-1", RoleARN: roleARN},
 		{AccountID: "222222222222", Region: "us-east-1"},
 	}

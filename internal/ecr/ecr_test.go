@@ -1,13 +1,10 @@
 package ecr
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 )
 
 // fakeAPI answers GetAuthorizationToken with out and err and counts calls.
@@ -126,13 +125,12 @@ func TestFetchMeasuresTheLifetimeOnTheServersClock(t *testing.T) {
 			if !tt.date.IsZero() {
 				out = dated(out, tt.date)
 			}
-			f := &Fetcher{api: &fakeAPI{out: out}, clk: fakeClocks(now)}
-			got, err := f.Fetch(t.Context())
+			got, err := fetch(t.Context(), &fakeAPI{out: out}, nil, fakeClocks(now))
 			if err != nil {
 				t.Fatalf("Fetch: %v", err)
 			}
-			want := Credentials{
-				Auths:     []Auth{{Host: host, Username: "AWS", Password: secret, ExpiresAt: now.Add(tt.wantLifetime), ServerExpiresAt: tt.expiresAt}},
+			want := registry.Credentials{
+				Auths:     []registry.Auth{{Host: host, Username: "AWS", Password: secret, ExpiresAt: now.Add(tt.wantLifetime), ServerExpiresAt: tt.expiresAt}},
 				ExpiresAt: now.Add(tt.wantLifetime),
 				FetchedAt: now,
 				ClockSkew: tt.wantSkew,
@@ -176,14 +174,14 @@ func TestFetchRejectsMalformedAnswers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			api := &fakeAPI{out: tt.out}
-			creds, err := NewFetcher(api, func() time.Time { return now }).Fetch(t.Context())
+			creds, err := fetch(t.Context(), api, nil, newClocks(func() time.Time { return now }))
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Fetch error = %v, want %v", err, tt.want)
 			}
 			if msg := err.Error(); strings.Contains(msg, secret) || strings.Contains(msg, goodToken) {
 				t.Errorf("error message %q leaks the token", msg)
 			}
-			if diff := cmp.Diff(Credentials{}, creds); diff != "" {
+			if diff := cmp.Diff(registry.Credentials{}, creds); diff != "" {
 				t.Errorf("credentials on error (-want +got):\n%s", diff)
 			}
 			if api.calls != 1 {
@@ -198,13 +196,13 @@ func TestFetchDecodesAnswers(t *testing.T) {
 	tests := []struct {
 		name string
 		out  *ecr.GetAuthorizationTokenOutput
-		want Credentials
+		want registry.Credentials
 	}{
 		{
 			name: "The scheme is stripped from the proxy endpoint",
 			out:  output(data(&goodToken, aws.String("https://123456789012.dkr.ecr.us-east-1.amazonaws.com"), &expiry)),
-			want: Credentials{
-				Auths:     []Auth{{Host: "123456789012.dkr.ecr.us-east-1.amazonaws.com", Username: "AWS", Password: secret, ExpiresAt: expiry}},
+			want: registry.Credentials{
+				Auths:     []registry.Auth{{Host: "123456789012.dkr.ecr.us-east-1.amazonaws.com", Username: "AWS", Password: secret, ExpiresAt: expiry}},
 				ExpiresAt: expiry,
 				FetchedAt: now,
 			},
@@ -212,8 +210,8 @@ func TestFetchDecodesAnswers(t *testing.T) {
 		{
 			name: "An endpoint without scheme but with a trailing slash gives the bare host",
 			out:  output(data(&goodToken, aws.String("123456789012.dkr.ecr.us-east-1.amazonaws.com/"), &expiry)),
-			want: Credentials{
-				Auths:     []Auth{{Host: "123456789012.dkr.ecr.us-east-1.amazonaws.com", Username: "AWS", Password: secret, ExpiresAt: expiry}},
+			want: registry.Credentials{
+				Auths:     []registry.Auth{{Host: "123456789012.dkr.ecr.us-east-1.amazonaws.com", Username: "AWS", Password: secret, ExpiresAt: expiry}},
 				ExpiresAt: expiry,
 				FetchedAt: now,
 			},
@@ -221,8 +219,8 @@ func TestFetchDecodesAnswers(t *testing.T) {
 		{
 			name: "A password containing colons is kept whole",
 			out:  output(data(b64("AWS:a:b:c"), aws.String("https://1.dkr.ecr.eu-west-1.amazonaws.com/"), &expiry)),
-			want: Credentials{
-				Auths:     []Auth{{Host: "1.dkr.ecr.eu-west-1.amazonaws.com", Username: "AWS", Password: "a:b:c", ExpiresAt: expiry}},
+			want: registry.Credentials{
+				Auths:     []registry.Auth{{Host: "1.dkr.ecr.eu-west-1.amazonaws.com", Username: "AWS", Password: "a:b:c", ExpiresAt: expiry}},
 				ExpiresAt: expiry,
 				FetchedAt: now,
 			},
@@ -233,8 +231,8 @@ func TestFetchDecodesAnswers(t *testing.T) {
 				data(&goodToken, aws.String("https://111111111111.dkr.ecr.us-east-1.amazonaws.com"), &later),
 				data(&goodToken, aws.String("https://222222222222.dkr.ecr.us-east-1.amazonaws.com"), &expiry),
 			),
-			want: Credentials{
-				Auths: []Auth{
+			want: registry.Credentials{
+				Auths: []registry.Auth{
 					{Host: "111111111111.dkr.ecr.us-east-1.amazonaws.com", Username: "AWS", Password: secret, ExpiresAt: later},
 					{Host: "222222222222.dkr.ecr.us-east-1.amazonaws.com", Username: "AWS", Password: secret, ExpiresAt: expiry},
 				},
@@ -246,7 +244,7 @@ func TestFetchDecodesAnswers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			api := &fakeAPI{out: tt.out}
-			got, err := NewFetcher(api, func() time.Time { return now }).Fetch(t.Context())
+			got, err := fetch(t.Context(), api, nil, newClocks(func() time.Time { return now }))
 			if err != nil {
 				t.Fatalf("Fetch: %v", err)
 			}
@@ -270,7 +268,7 @@ func TestFetchDecodesAnswers(t *testing.T) {
 
 func TestFetchWrapsAPIErrors(t *testing.T) {
 	apiErr := &types.ServerException{Message: aws.String("boom")}
-	_, err := NewFetcher(&fakeAPI{err: apiErr}, nil).Fetch(t.Context())
+	_, err := fetch(t.Context(), &fakeAPI{err: apiErr}, nil, newClocks(nil))
 	var got *types.ServerException
 	if !errors.As(err, &got) || got != apiErr {
 		t.Fatalf("Fetch error %v: want the ServerException wrapped", err)
@@ -282,67 +280,11 @@ func TestFetchWrapsAPIErrors(t *testing.T) {
 
 func TestFetchedAtDefaultsToTheWallClock(t *testing.T) {
 	before := time.Now()
-	creds, err := NewFetcher(&fakeAPI{out: output(data(&goodToken, aws.String("h"), &expiry))}, nil).Fetch(t.Context())
+	creds, err := fetch(t.Context(), &fakeAPI{out: output(data(&goodToken, aws.String("h"), &expiry))}, nil, newClocks(nil))
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}
 	if creds.FetchedAt.Before(before) || creds.FetchedAt.After(time.Now()) {
 		t.Errorf("FetchedAt %v is not the wall clock", creds.FetchedAt)
-	}
-}
-
-func TestPrintingAndLoggingNeverShowThePassword(t *testing.T) {
-	auth := Auth{Host: "123456789012.dkr.ecr.us-east-1.amazonaws.com", Username: "AWS", Password: secret, ExpiresAt: expiry, ServerExpiresAt: expiry.Add(-time.Hour)}
-	creds := Credentials{Auths: []Auth{auth, auth}, ExpiresAt: expiry, FetchedAt: now, ClockSkew: time.Hour}
-
-	var outputs []string
-	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
-		outputs = append(outputs,
-			fmt.Sprintf(verb, auth), fmt.Sprintf(verb, &auth), fmt.Sprintf(verb, creds), fmt.Sprintf(verb, &creds),
-			fmt.Sprintf(verb, creds.Auths), fmt.Sprintf(verb, []any{creds}))
-	}
-	outputs = append(outputs, fmt.Errorf("wrap: %v", creds).Error(), auth.String(), creds.String())
-	for _, v := range []any{auth, &auth, creds, &creds, creds.Auths} {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatalf("marshal %T: %v", v, err)
-		}
-		outputs = append(outputs, string(b))
-	}
-
-	var buf bytes.Buffer
-	for _, h := range []slog.Handler{slog.NewJSONHandler(&buf, nil), slog.NewTextHandler(&buf, nil)} {
-		log := slog.New(h)
-		log.Info("fetched", "credentials", creds, "auth", auth, "auth_ptr", &auth)
-		log.Info("fetched", slog.Any("credentials", creds), slog.Any("auths", creds.Auths))
-		log.Info("group", slog.Group("g", "credentials", creds))
-	}
-	outputs = append(outputs, buf.String())
-
-	for _, out := range outputs {
-		if strings.Contains(out, secret) {
-			t.Errorf("output leaks the password: %s", out)
-		}
-	}
-	for _, want := range []string{auth.Host, "expires_at", "server_expires_at", "clock_skew"} {
-		if !strings.Contains(buf.String(), want) {
-			t.Errorf("log output lacks %q:\n%s", want, buf.String())
-		}
-	}
-	if got, want := creds.String(), "{hosts=[123456789012.dkr.ecr.us-east-1.amazonaws.com 123456789012.dkr.ecr.us-east-1.amazonaws.com] expires_at=2026-03-04T17:06:07Z fetched_at=2026-03-04T05:06:07Z clock_skew=1h0m0s}"; got != want {
-		t.Errorf("String() = %q, want %q", got, want)
-	}
-	if got, want := auth.String(), "{host=123456789012.dkr.ecr.us-east-1.amazonaws.com expires_at=2026-03-04T17:06:07Z server_expires_at=2026-03-04T16:06:07Z}"; got != want {
-		t.Errorf("Auth.String() = %q, want %q", got, want)
-	}
-}
-
-func TestHosts(t *testing.T) {
-	creds := Credentials{Auths: []Auth{{Host: "a"}, {Host: "b"}}}
-	if diff := cmp.Diff([]string{"a", "b"}, creds.Hosts()); diff != "" {
-		t.Errorf("Hosts (-want +got):\n%s", diff)
-	}
-	if got := (Credentials{}).Hosts(); len(got) != 0 {
-		t.Errorf("Hosts of empty credentials = %v", got)
 	}
 }

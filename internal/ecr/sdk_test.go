@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecr"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/fakeecr"
 )
 
@@ -60,11 +61,11 @@ func TestFetchWithTheSDKAgainstALocalEndpoint(t *testing.T) {
 	t.Cleanup(srv.Close)
 	setAWSEnv(t, srv.URL)
 
-	api, err := ecr.NewAPI(t.Context(), 5*time.Second)
+	src, err := ecr.NewSource(t.Context(), ecr.SourceOptions{Timeout: 5 * time.Second, Now: func() time.Time { return now }})
 	if err != nil {
-		t.Fatalf("NewAPI: %v", err)
+		t.Fatalf("NewSource: %v", err)
 	}
-	creds, err := ecr.NewFetcher(api, func() time.Time { return now }).Fetch(t.Context())
+	creds, err := src.Fetch(t.Context())
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}
@@ -119,23 +120,21 @@ func TestFetchWithTheSDKReadsTheServersClockFromItsDateHeader(t *testing.T) {
 			setAWSEnv(t, srv.URL)
 			t.Setenv("AWS_ENDPOINT_URL_ECR_PUBLIC", srv.URL)
 
-			api, err := ecr.NewAPI(t.Context(), 5*time.Second)
-			if err != nil {
-				t.Fatalf("NewAPI: %v", err)
+			fetch := func(opts ecr.SourceOptions) registry.Credentials {
+				t.Helper()
+				opts.Timeout, opts.Now = 5*time.Second, func() time.Time { return now }
+				src, err := ecr.NewSource(t.Context(), opts)
+				if err != nil {
+					t.Fatalf("NewSource: %v", err)
+				}
+				creds, err := src.Fetch(t.Context())
+				if err != nil {
+					t.Fatalf("Fetch: %v", err)
+				}
+				return creds
 			}
-			single, err := ecr.NewFetcher(api, func() time.Time { return now }).Fetch(t.Context())
-			if err != nil {
-				t.Fatalf("Fetcher.Fetch: %v", err)
-			}
-			src, err := ecr.NewSource(t.Context(), ecr.SourceOptions{Public: true, Timeout: 5 * time.Second, Now: func() time.Time { return now }})
-			if err != nil {
-				t.Fatalf("NewSource: %v", err)
-			}
-			several, err := src.Fetch(t.Context())
-			if err != nil {
-				t.Fatalf("Source.Fetch: %v", err)
-			}
-			for _, creds := range []ecr.Credentials{single, several} {
+			single, several := fetch(ecr.SourceOptions{}), fetch(ecr.SourceOptions{Public: true})
+			for _, creds := range []registry.Credentials{single, several} {
 				if got := creds.ExpiresAt.Sub(creds.FetchedAt); got != tt.lifetime {
 					t.Errorf("%v: lifetime %v, want %v", creds, got, tt.lifetime)
 				}
@@ -157,11 +156,11 @@ func TestAccessDeniedStaysInspectable(t *testing.T) {
 	t.Cleanup(srv.Close)
 	setAWSEnv(t, srv.URL)
 
-	api, err := ecr.NewAPI(t.Context(), 5*time.Second)
+	src, err := ecr.NewSource(t.Context(), ecr.SourceOptions{Timeout: 5 * time.Second})
 	if err != nil {
-		t.Fatalf("NewAPI: %v", err)
+		t.Fatalf("NewSource: %v", err)
 	}
-	_, err = ecr.NewFetcher(api, nil).Fetch(t.Context())
+	_, err = src.Fetch(t.Context())
 	var apiErr smithy.APIError
 	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "AccessDeniedException" {
 		t.Fatalf("Fetch error %v: want an AccessDeniedException API error", err)
@@ -169,8 +168,8 @@ func TestAccessDeniedStaysInspectable(t *testing.T) {
 	if apiErr.ErrorFault() == smithy.FaultServer {
 		t.Errorf("fault %v, want a client fault or unknown", apiErr.ErrorFault())
 	}
-	if !strings.HasPrefix(err.Error(), "get ecr authorization token: ") {
-		t.Errorf("error %q lacks the operation prefix", err)
+	if !strings.HasPrefix(err.Error(), "default registry in eu-west-1: get ecr authorization token: ") {
+		t.Errorf("error %q lacks the call's name and the operation prefix", err)
 	}
 	if got := srv.Calls(); got != 1 {
 		t.Errorf("server saw %d calls, want 1 (access denied is not retried)", got)
@@ -182,12 +181,12 @@ func TestTimeoutBoundsTheCall(t *testing.T) {
 	t.Cleanup(srv.Close)
 	setAWSEnv(t, srv.URL)
 
-	api, err := ecr.NewAPI(t.Context(), 200*time.Millisecond)
+	src, err := ecr.NewSource(t.Context(), ecr.SourceOptions{Timeout: 200 * time.Millisecond})
 	if err != nil {
-		t.Fatalf("NewAPI: %v", err)
+		t.Fatalf("NewSource: %v", err)
 	}
 	begin := time.Now()
-	_, err = ecr.NewFetcher(api, nil).Fetch(t.Context())
+	_, err = src.Fetch(t.Context())
 	elapsed := time.Since(begin)
 	var netErr net.Error
 	if !errors.As(err, &netErr) || !netErr.Timeout() {
@@ -201,26 +200,26 @@ func TestTimeoutBoundsTheCall(t *testing.T) {
 	t.Logf("gave up after %v and %d attempts", elapsed, srv.Calls())
 }
 
-func TestNewAPIRejectsAMissingRegionBeforeAnyCall(t *testing.T) {
+func TestNewSourceRejectsAMissingRegionBeforeAnyCall(t *testing.T) {
 	srv := fakeecr.New()
 	t.Cleanup(srv.Close)
 	setAWSEnv(t, srv.URL)
 	t.Setenv("AWS_REGION", "")
 
-	_, err := ecr.NewAPI(t.Context(), time.Second)
+	_, err := ecr.NewSource(t.Context(), ecr.SourceOptions{Timeout: time.Second})
 	if err == nil || !strings.Contains(err.Error(), "AWS_REGION is not set") {
-		t.Fatalf("NewAPI error %v, want AWS_REGION is not set", err)
+		t.Fatalf("NewSource error %v, want AWS_REGION is not set", err)
 	}
 	if got := srv.Calls(); got != 0 {
 		t.Errorf("server saw %d calls, want 0", got)
 	}
 }
 
-func TestNewAPIRejectsANonPositiveTimeout(t *testing.T) {
+func TestNewSourceRejectsANonPositiveTimeout(t *testing.T) {
 	setAWSEnv(t, "http://127.0.0.1:1")
 	for _, d := range []time.Duration{0, -time.Second} {
-		if _, err := ecr.NewAPI(t.Context(), d); err == nil {
-			t.Errorf("NewAPI(%v) succeeded, want an error", d)
+		if _, err := ecr.NewSource(t.Context(), ecr.SourceOptions{Timeout: d}); err == nil {
+			t.Errorf("NewSource with timeout %v succeeded, want an error", d)
 		}
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecrpublic"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 )
 
 // PublicAPI is the subset of the ECR Public client a Source calls;
@@ -40,26 +42,15 @@ const maxRegistryIDs = 10
 // the authorization data of a registry it was asked for.
 var ErrMissingRegistry = errors.New("no authorization data for a requested registry")
 
-// Registry is one private registry a Source fetches a token for.
-type Registry struct {
-	// AccountID is the 12-digit account that owns the registry.
-	AccountID string
-	// Region is the registry's region.
-	Region string
-	// RoleARN is the role assumed (through STS, from the base credentials)
-	// to fetch the token; empty uses the base credentials.
-	RoleARN string
-}
-
 // SourceOptions configures NewSource. The zero value of Registries,
 // ExtraHosts and Public is the single-registry default.
 type SourceOptions struct {
 	// Registries are the private registries to fetch tokens for. Empty means
 	// the default registry of the base credentials in AWS_REGION.
-	Registries []Registry
+	Registries []registry.Registry
 	// ExtraHosts are registry hosts written with the credentials of the
 	// first registry in the same region (see the accepted shapes in
-	// HostRegion). Without Registries they must be in AWS_REGION.
+	// registry.HostRegion). Without Registries they must be in AWS_REGION.
 	ExtraHosts []string
 	// Public adds credentials for public.ecr.aws, from ECR Public in us-east-1.
 	Public bool
@@ -77,21 +68,17 @@ type SourceOptions struct {
 
 // Source fetches the credentials of several registries at once: one
 // GetAuthorizationToken call per distinct (region, role) group (per ten
-// accounts, ECR's limit), plus one to ECR Public if asked. Its Fetch has the
-// signature of Fetcher's.
+// accounts, ECR's limit), plus one to ECR Public if asked.
 type Source struct {
 	calls  []call // every group's, groups in order of first appearance
 	extras []extraHost
 	public PublicAPI // nil without ECR Public
 	clk    clocks
-	// single is the zero-config case: one call for the default registry,
-	// whose result and errors are exactly those of a Fetcher.
-	single bool
 
 	mu sync.Mutex
 	// good holds, per call and then for ECR Public, the Auths of its last
 	// good answer, until they expire on the local clock.
-	good [][]Auth
+	good [][]registry.Auth
 }
 
 // group is the registries that share a region and a role, and so a client
@@ -189,11 +176,10 @@ func newSource(defaultRegion string, opts SourceOptions, c clients) (*Source, er
 			return nil, errNoRegion
 		}
 		groups = []*group{{region: defaultRegion}}
-		s.single = len(opts.ExtraHosts) == 0 && !opts.Public
 	}
 	seen := make(map[[2]string]bool)
 	for _, r := range opts.Registries {
-		if !isAccountID(r.AccountID) {
+		if !registry.IsAccountID(r.AccountID) {
 			return nil, fmt.Errorf("registry %s in %s: account ID must be 12 digits", r.AccountID, r.Region)
 		}
 		if r.Region == "" {
@@ -224,7 +210,7 @@ func newSource(defaultRegion string, opts SourceOptions, c clients) (*Source, er
 		if slices.ContainsFunc(s.extras, func(e extraHost) bool { return e.host == h }) {
 			continue
 		}
-		region, err := HostRegion(h)
+		region, err := registry.HostRegion(h)
 		if err != nil {
 			return nil, fmt.Errorf("extra registry host: %w", err)
 		}
@@ -238,7 +224,7 @@ func newSource(defaultRegion string, opts SourceOptions, c clients) (*Source, er
 		s.extras = append(s.extras, extraHost{host: h, call: i})
 	}
 
-	s.good = make([][]Auth, len(s.calls)+1)
+	s.good = make([][]registry.Auth, len(s.calls)+1)
 	for _, g := range groups {
 		g.api = c.private(g.region, g.roleARN)
 		if opts.Wrap != nil {
@@ -260,7 +246,7 @@ func newSource(defaultRegion string, opts SourceOptions, c clients) (*Source, er
 // value: the registries grouped by (region, role), groups in order of first
 // appearance, then the extra hosts, then public.ecr.aws. ExpiresAt is the
 // earliest expiry of the Auths returned, FetchedAt the time the last answer
-// arrived, both on the local clock (see Credentials).
+// arrived, both on the local clock (see registry.Credentials).
 //
 // The Source remembers the Auths of each call's last good answer. When some
 // calls fail and at least one succeeds, Fetch returns both credentials and
@@ -278,18 +264,11 @@ func newSource(defaultRegion string, opts SourceOptions, c clients) (*Source, er
 // calls' errors joined, as before: no ErrPartial, whatever was remembered.
 // (A call that succeeds always yields at least one Auth: fetch rejects an
 // answer without authorization data.) Errors name each failing call by its
-// accounts, region and role, never a token.
-//
-// Without registries, extra hosts or ECR Public, Fetch is exactly
-// Fetcher.Fetch, and remembers nothing. Fetch is safe for concurrent use.
-func (s *Source) Fetch(ctx context.Context) (Credentials, error) {
-	if s.single {
-		return fetch(ctx, s.calls[0].g.api, nil, s.clk)
-	}
-
+// accounts, region and role, never a token. Fetch is safe for concurrent use.
+func (s *Source) Fetch(ctx context.Context) (registry.Credentials, error) {
 	// Index i < len(s.calls) is calls[i]; index len(s.calls) is ECR Public.
 	pub := len(s.calls)
-	auths := make([][]Auth, pub+1)
+	auths := make([][]registry.Auth, pub+1)
 	skews := make([]time.Duration, pub+1)
 	errs := make([]error, pub+1)
 	var wg sync.WaitGroup
@@ -313,7 +292,7 @@ func (s *Source) Fetch(ctx context.Context) (Credentials, error) {
 				errs[pub] = fmt.Errorf("%s: %w", publicName, err)
 				return
 			}
-			auths[pub], skews[pub] = []Auth{a}, skew
+			auths[pub], skews[pub] = []registry.Auth{a}, skew
 		})
 	}
 	wg.Wait()
@@ -337,18 +316,18 @@ func (s *Source) Fetch(ctx context.Context) (Credentials, error) {
 		} else {
 			failed = append(failed, s.calls[i].String())
 		}
-		s.good[i] = slices.DeleteFunc(slices.Clone(s.good[i]), func(a Auth) bool { return !a.ExpiresAt.After(fetchedAt) })
+		s.good[i] = slices.DeleteFunc(slices.Clone(s.good[i]), func(a registry.Auth) bool { return !a.ExpiresAt.After(fetchedAt) })
 		auths[i], kept[i] = s.good[i], true
 	}
 	s.mu.Unlock()
 	if ok == 0 {
-		return Credentials{}, errors.Join(errs...)
+		return registry.Credentials{}, errors.Join(errs...)
 	}
 
-	creds := Credentials{FetchedAt: fetchedAt}
+	creds := registry.Credentials{FetchedAt: fetchedAt}
 	var keptHosts []string
-	add := func(a Auth, stale bool) {
-		if slices.ContainsFunc(creds.Auths, func(b Auth) bool { return b.Host == a.Host }) {
+	add := func(a registry.Auth, stale bool) {
+		if slices.ContainsFunc(creds.Auths, func(b registry.Auth) bool { return b.Host == a.Host }) {
 			return // a registry's own host wins over the same host listed as extra
 		}
 		creds.Auths = append(creds.Auths, a)
@@ -407,7 +386,7 @@ type PartialError struct {
 	Failed []string
 	// Kept are the hosts of the credentials returned that come from the
 	// failing calls' last good answers, not yet expired, in the order of
-	// Credentials.Auths. Hosts of a failing call missing from it have no
+	// registry.Credentials.Auths. Hosts of a failing call missing from it have no
 	// credentials any more.
 	Kept []string
 	// Err joins the failing calls' errors, each prefixed by its name.
@@ -424,9 +403,9 @@ func (e *PartialError) Is(target error) bool { return target == ErrPartial }
 func (e *PartialError) Unwrap() error { return e.Err }
 
 // checkAccounts checks that creds has the host of every account asked for.
-func checkAccounts(creds Credentials, accounts []string) error {
+func checkAccounts(creds registry.Credentials, accounts []string) error {
 	for _, acct := range accounts {
-		if !slices.ContainsFunc(creds.Auths, func(a Auth) bool { return strings.HasPrefix(a.Host, acct+".") }) {
+		if !slices.ContainsFunc(creds.Auths, func(a registry.Auth) bool { return strings.HasPrefix(a.Host, acct+".") }) {
 			return fmt.Errorf("decode ecr authorization token: %w: %s", ErrMissingRegistry, acct)
 		}
 	}
@@ -442,85 +421,24 @@ func largest(a, b time.Duration) time.Duration {
 }
 
 // fetchPublic makes one ECR Public GetAuthorizationToken call and decodes
-// its answer with the rules, errors and clocks of Fetch; it also returns the
-// answer's clock skew (see Credentials.ClockSkew).
-func fetchPublic(ctx context.Context, api PublicAPI, clk clocks) (Auth, time.Duration, error) {
+// its answer with the rules, errors and clocks of fetch; it also returns the
+// answer's clock skew (see registry.Credentials.ClockSkew).
+func fetchPublic(ctx context.Context, api PublicAPI, clk clocks) (registry.Auth, time.Duration, error) {
 	out, err := api.GetAuthorizationToken(ctx, &ecrpublic.GetAuthorizationTokenInput{})
 	if err != nil {
-		return Auth{}, 0, fmt.Errorf("get ecr public authorization token: %w", err)
+		return registry.Auth{}, 0, fmt.Errorf("get ecr public authorization token: %w", err)
 	}
 	if out == nil {
-		return Auth{}, 0, fmt.Errorf("decode ecr public authorization token: %w", ErrNilOutput)
+		return registry.Auth{}, 0, fmt.Errorf("decode ecr public authorization token: %w", ErrNilOutput)
 	}
 	_, skew := clk.received(out.ResultMetadata)
 	d := out.AuthorizationData
 	if d == nil {
-		return Auth{}, 0, fmt.Errorf("decode ecr public authorization token: %w", ErrNoAuthorizationData)
+		return registry.Auth{}, 0, fmt.Errorf("decode ecr public authorization token: %w", ErrNoAuthorizationData)
 	}
 	a, err := decodeAuth(d.AuthorizationToken, aws.String(PublicHost), d.ExpiresAt, skew)
 	if err != nil {
-		return Auth{}, 0, fmt.Errorf("decode ecr public authorization token: %w", err)
+		return registry.Auth{}, 0, fmt.Errorf("decode ecr public authorization token: %w", err)
 	}
 	return a, skew, nil
-}
-
-// HostRegion returns the region of a private ECR registry host, which must
-// have one of the shapes ACCOUNT_ID.dkr.ecr.REGION.amazonaws.com,
-// ACCOUNT_ID.dkr.ecr.REGION.amazonaws.com.cn or ACCOUNT_ID.dkr-ecr.REGION.on.aws
-// (dual-stack). Pull-through cache repositories live on these same hosts.
-//
-// It mirrors config.ExtraHostRegion, which validates the setting; the
-// packages stay independent of each other.
-func HostRegion(host string) (string, error) {
-	const shapes = "want ACCOUNT_ID.dkr.ecr.REGION.amazonaws.com, ACCOUNT_ID.dkr.ecr.REGION.amazonaws.com.cn or ACCOUNT_ID.dkr-ecr.REGION.on.aws"
-	l := strings.Split(host, ".")
-	var acct, region string
-	switch {
-	case len(l) == 6 && l[1] == "dkr" && l[2] == "ecr" && l[4] == "amazonaws" && l[5] == "com" && !strings.HasPrefix(l[3], "cn-"),
-		len(l) == 7 && l[1] == "dkr" && l[2] == "ecr" && l[4] == "amazonaws" && l[5] == "com" && l[6] == "cn" && strings.HasPrefix(l[3], "cn-"):
-		acct, region = l[0], l[3]
-	case len(l) == 5 && l[1] == "dkr-ecr" && l[3] == "on" && l[4] == "aws":
-		acct, region = l[0], l[2]
-	default:
-		return "", fmt.Errorf("registry host %q: %s", host, shapes)
-	}
-	if !isAccountID(acct) || !isRegion(region) {
-		return "", fmt.Errorf("registry host %q: %s", host, shapes)
-	}
-	return region, nil
-}
-
-// isAccountID reports whether s is 12 ASCII digits.
-func isAccountID(s string) bool {
-	if len(s) != 12 {
-		return false
-	}
-	for i := range len(s) {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// isRegion reports whether s looks like a region name: at least three
-// dash-separated lowercase words, the last one digits only.
-func isRegion(s string) bool {
-	words := strings.Split(s, "-")
-	if len(words) < 3 {
-		return false
-	}
-	for i, w := range words {
-		if w == "" {
-			return false
-		}
-		last := i == len(words)-1
-		for j := range len(w) {
-			c := w[j]
-			if last && !('0' <= c && c <= '9') || !last && !('a' <= c && c <= 'z') {
-				return false
-			}
-		}
-	}
-	return true
 }

@@ -16,6 +16,7 @@ import (
 	gocmp "github.com/google/go-cmp/cmp"
 
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecr"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/fakeecr"
 )
 
@@ -112,7 +113,7 @@ func TestSourceWithTheSDKAgainstLocalEndpoints(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_STS", sts.URL)
 
 	src, err := ecr.NewSource(t.Context(), ecr.SourceOptions{
-		Registries: []ecr.Registry{
+		Registries: []registry.Registry{
 			{AccountID: "111111111111", Region: "eu-west-1"},
 			{AccountID: "333333333333", Region: "us-east-1", RoleARN: role},
 			{AccountID: "222222222222", Region: "eu-west-1"},
@@ -234,7 +235,7 @@ func TestSourceNamesTheFailingRoleWithTheSDK(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_STS", sts.URL)
 
 	src, err := ecr.NewSource(t.Context(), ecr.SourceOptions{
-		Registries: []ecr.Registry{
+		Registries: []registry.Registry{
 			{AccountID: "111111111111", Region: "eu-west-1"},
 			{AccountID: "333333333333", Region: "us-east-1", RoleARN: role},
 		},

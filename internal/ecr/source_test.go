@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecrpublic"
 	publictypes "github.com/aws/aws-sdk-go-v2/service/ecrpublic/types"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 )
 
 // The SDK client must satisfy the consumer-side interface.
@@ -142,14 +144,14 @@ func (f *fakes) calls() map[string][][]string {
 }
 
 // authCmp compares Auths field by field: Format hides the password.
-var authCmp = cmp.Transformer("auth", func(a Auth) [5]any {
+var authCmp = cmp.Transformer("auth", func(a registry.Auth) [5]any {
 	return [5]any{a.Host, a.Username, a.Password, a.ExpiresAt, a.ServerExpiresAt}
 })
 
-// auth is an Auth from an answer without a Date header: ECR's expiry is
+// auth is an registry.Auth from an answer without a Date header: ECR's expiry is
 // also the local one.
-func auth(host, password string, expiresAt time.Time) Auth {
-	return Auth{Host: host, Username: "AWS", Password: password, ExpiresAt: expiresAt, ServerExpiresAt: expiresAt}
+func auth(host, password string, expiresAt time.Time) registry.Auth {
+	return registry.Auth{Host: host, Username: "AWS", Password: password, ExpiresAt: expiresAt, ServerExpiresAt: expiresAt}
 }
 
 func TestSourceMakesOneCallPerRegionAndRole(t *testing.T) {
@@ -160,29 +162,29 @@ func TestSourceMakesOneCallPerRegionAndRole(t *testing.T) {
 		setup func(*groupAPI)
 		// wantCalls are the RegistryIds of every call, per "region role".
 		wantCalls map[string][][]string
-		wantAuths []Auth
+		wantAuths []registry.Auth
 	}{
 		{
 			name:      "Without registries one call is made for the default registry in AWS_REGION",
 			opts:      SourceOptions{},
 			wantCalls: map[string][][]string{"eu-west-1 ": {nil}},
-			wantAuths: []Auth{auth(defaultAccount+".dkr.ecr.eu-west-1.amazonaws.com", "pw-eu-west-1-", expiry)},
+			wantAuths: []registry.Auth{auth(defaultAccount+".dkr.ecr.eu-west-1.amazonaws.com", "pw-eu-west-1-", expiry)},
 		},
 		{
 			name: "Two accounts in one region share one call",
-			opts: SourceOptions{Registries: []Registry{
+			opts: SourceOptions{Registries: []registry.Registry{
 				{AccountID: "111111111111", Region: "eu-west-1"},
 				{AccountID: "222222222222", Region: "eu-west-1"},
 			}},
 			wantCalls: map[string][][]string{"eu-west-1 ": {{"111111111111", "222222222222"}}},
-			wantAuths: []Auth{
+			wantAuths: []registry.Auth{
 				auth("111111111111.dkr.ecr.eu-west-1.amazonaws.com", "pw-eu-west-1-", expiry),
 				auth("222222222222.dkr.ecr.eu-west-1.amazonaws.com", "pw-eu-west-1-", expiry),
 			},
 		},
 		{
 			name: "Two regions make two calls and registries are grouped by region in order of first appearance",
-			opts: SourceOptions{Registries: []Registry{
+			opts: SourceOptions{Registries: []registry.Registry{
 				{AccountID: "111111111111", Region: "eu-west-1"},
 				{AccountID: "111111111111", Region: "us-east-1"},
 				{AccountID: "222222222222", Region: "eu-west-1"},
@@ -196,7 +198,7 @@ func TestSourceMakesOneCallPerRegionAndRole(t *testing.T) {
 				"eu-west-1 ": {{"111111111111", "222222222222"}},
 				"us-east-1 ": {{"111111111111"}},
 			},
-			wantAuths: []Auth{
+			wantAuths: []registry.Auth{
 				auth("111111111111.dkr.ecr.eu-west-1.amazonaws.com", "pw-eu-west-1-", expiry),
 				auth("222222222222.dkr.ecr.eu-west-1.amazonaws.com", "pw-eu-west-1-", expiry),
 				auth("111111111111.dkr.ecr.us-east-1.amazonaws.com", "pw-us-east-1-", earlier),
@@ -210,7 +212,7 @@ func TestSourceMakesOneCallPerRegionAndRole(t *testing.T) {
 		},
 		{
 			name: "Registries of one region with different roles make one call per role",
-			opts: SourceOptions{Registries: []Registry{
+			opts: SourceOptions{Registries: []registry.Registry{
 				{AccountID: "111111111111", Region: "eu-west-1"},
 				{AccountID: "222222222222", Region: "eu-west-1", RoleARN: roleA},
 				{AccountID: "333333333333", Region: "eu-west-1", RoleARN: roleB},
@@ -221,7 +223,7 @@ func TestSourceMakesOneCallPerRegionAndRole(t *testing.T) {
 				"eu-west-1 " + roleA: {{"222222222222", "444444444444"}},
 				"eu-west-1 " + roleB: {{"333333333333"}},
 			},
-			wantAuths: []Auth{
+			wantAuths: []registry.Auth{
 				auth("111111111111.dkr.ecr.eu-west-1.amazonaws.com", "pw-eu-west-1-", expiry),
 				auth("222222222222.dkr.ecr.eu-west-1.amazonaws.com", "pw-eu-west-1-"+roleA, expiry),
 				auth("444444444444.dkr.ecr.eu-west-1.amazonaws.com", "pw-eu-west-1-"+roleA, expiry),
@@ -231,7 +233,7 @@ func TestSourceMakesOneCallPerRegionAndRole(t *testing.T) {
 		{
 			name: "Extra hosts get the credentials of the first registry in their region",
 			opts: SourceOptions{
-				Registries: []Registry{
+				Registries: []registry.Registry{
 					{AccountID: "111111111111", Region: "eu-west-1", RoleARN: roleA},
 					{AccountID: "222222222222", Region: "us-east-1"},
 					{AccountID: "333333333333", Region: "eu-west-1"},
@@ -252,7 +254,7 @@ func TestSourceMakesOneCallPerRegionAndRole(t *testing.T) {
 				"eu-west-1 ":         {{"333333333333"}},
 				"us-east-1 ":         {{"222222222222"}},
 			},
-			wantAuths: []Auth{
+			wantAuths: []registry.Auth{
 				auth("111111111111.dkr.ecr.eu-west-1.amazonaws.com", "pw-eu-west-1-"+roleA, expiry),
 				auth("222222222222.dkr.ecr.us-east-1.amazonaws.com", "pw-us-east-1-", earlier),
 				auth("333333333333.dkr.ecr.eu-west-1.amazonaws.com", "pw-eu-west-1-", expiry),
@@ -264,7 +266,7 @@ func TestSourceMakesOneCallPerRegionAndRole(t *testing.T) {
 			name:      "Without registries extra hosts in AWS_REGION share the default registry's credentials",
 			opts:      SourceOptions{ExtraHosts: []string{"555555555555.dkr.ecr.eu-west-1.amazonaws.com"}},
 			wantCalls: map[string][][]string{"eu-west-1 ": {nil}},
-			wantAuths: []Auth{
+			wantAuths: []registry.Auth{
 				auth(defaultAccount+".dkr.ecr.eu-west-1.amazonaws.com", "pw-eu-west-1-", expiry),
 				auth("555555555555.dkr.ecr.eu-west-1.amazonaws.com", "pw-eu-west-1-", expiry),
 			},
@@ -273,13 +275,13 @@ func TestSourceMakesOneCallPerRegionAndRole(t *testing.T) {
 			name:      "An extra host that a registry already yields is written once, with the registry's credentials",
 			opts:      SourceOptions{ExtraHosts: []string{defaultAccount + ".dkr.ecr.eu-west-1.amazonaws.com"}},
 			wantCalls: map[string][][]string{"eu-west-1 ": {nil}},
-			wantAuths: []Auth{auth(defaultAccount+".dkr.ecr.eu-west-1.amazonaws.com", "pw-eu-west-1-", expiry)},
+			wantAuths: []registry.Auth{auth(defaultAccount+".dkr.ecr.eu-west-1.amazonaws.com", "pw-eu-west-1-", expiry)},
 		},
 		{
 			name:      "ECR Public is added after the private registries",
 			opts:      SourceOptions{Public: true},
 			wantCalls: map[string][][]string{"eu-west-1 ": {nil}},
-			wantAuths: []Auth{
+			wantAuths: []registry.Auth{
 				auth(defaultAccount+".dkr.ecr.eu-west-1.amazonaws.com", "pw-eu-west-1-", expiry),
 				auth("public.ecr.aws", "pw-public", expiry),
 			},
@@ -302,7 +304,7 @@ func TestSourceMakesOneCallPerRegionAndRole(t *testing.T) {
 			if len(f.order) != len(tt.wantCalls) {
 				t.Errorf("built %d clients %v, want one per group", len(f.order), f.order)
 			}
-			want := Credentials{Auths: tt.wantAuths, FetchedAt: now}
+			want := registry.Credentials{Auths: tt.wantAuths, FetchedAt: now}
 			for _, a := range tt.wantAuths {
 				if want.ExpiresAt.IsZero() || a.ExpiresAt.Before(want.ExpiresAt) {
 					want.ExpiresAt = a.ExpiresAt
@@ -332,17 +334,17 @@ func ids(from, to int) []string {
 }
 
 // accounts returns n registries in one region with one role.
-func accounts(n int, region, role string) []Registry {
-	var regs []Registry
+func accounts(n int, region, role string) []registry.Registry {
+	var regs []registry.Registry
 	for _, id := range ids(0, n) {
-		regs = append(regs, Registry{AccountID: id, Region: region, RoleARN: role})
+		regs = append(regs, registry.Registry{AccountID: id, Region: region, RoleARN: role})
 	}
 	return regs
 }
 
 // hostsOf returns the auths groupAPI answers for ids.
-func hostsOf(ids []string, region, password string) []Auth {
-	var auths []Auth
+func hostsOf(ids []string, region, password string) []registry.Auth {
+	var auths []registry.Auth
 	for _, id := range ids {
 		auths = append(auths, auth(id+".dkr.ecr."+region+".amazonaws.com", password, expiry))
 	}
@@ -377,7 +379,7 @@ func TestSourceMeasuresEveryLifetimeOnTheServersClock(t *testing.T) {
 				datedPublic(f.public.out, tt.date)
 			}
 			src := newFakeSource(t, SourceOptions{
-				Registries: []Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "222222222222", Region: "us-east-1", RoleARN: roleA}},
+				Registries: []registry.Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "222222222222", Region: "us-east-1", RoleARN: roleA}},
 				ExtraHosts: []string{"333333333333.dkr.ecr.us-east-1.amazonaws.com"},
 				Public:     true,
 			}, f)
@@ -386,11 +388,11 @@ func TestSourceMeasuresEveryLifetimeOnTheServersClock(t *testing.T) {
 				t.Fatalf("Fetch: %v", err)
 			}
 			local := now.Add(tt.wantLifetime)
-			at := func(host, password string) Auth {
-				return Auth{Host: host, Username: "AWS", Password: password, ExpiresAt: local, ServerExpiresAt: tt.expiresAt}
+			at := func(host, password string) registry.Auth {
+				return registry.Auth{Host: host, Username: "AWS", Password: password, ExpiresAt: local, ServerExpiresAt: tt.expiresAt}
 			}
-			want := Credentials{
-				Auths: []Auth{
+			want := registry.Credentials{
+				Auths: []registry.Auth{
 					at("111111111111.dkr.ecr.eu-west-1.amazonaws.com", "pw-eu-west-1-"),
 					at("222222222222.dkr.ecr.us-east-1.amazonaws.com", "pw-us-east-1-"+roleA),
 					at("333333333333.dkr.ecr.us-east-1.amazonaws.com", "pw-us-east-1-"+roleA),
@@ -433,7 +435,7 @@ func TestSourceClockSkewIsTheLargestOfItsAnswers(t *testing.T) {
 				public: &publicAPI{out: public},
 			}
 			src := newFakeSource(t, SourceOptions{
-				Registries: []Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "222222222222", Region: "us-east-1"}},
+				Registries: []registry.Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "222222222222", Region: "us-east-1"}},
 				Public:     true,
 			}, f)
 			got, err := src.Fetch(t.Context())
@@ -454,7 +456,7 @@ func TestSourceClockSkewIsTheLargestOfItsAnswers(t *testing.T) {
 
 func TestSourceEverySecondFetchCallsAgain(t *testing.T) {
 	f := &fakes{}
-	src, err := newSource("", withNow(SourceOptions{Registries: []Registry{
+	src, err := newSource("", withNow(SourceOptions{Registries: []registry.Registry{
 		{AccountID: "111111111111", Region: "eu-west-1"},
 		{AccountID: "111111111111", Region: "us-east-1", RoleARN: roleA},
 	}}), f.clients())
@@ -481,7 +483,7 @@ func TestSourceEverySecondFetchCallsAgain(t *testing.T) {
 
 func TestSourceNamesEveryFailingCall(t *testing.T) {
 	boom := &types.ServerException{Message: aws.String("boom")}
-	twoGroups := []Registry{
+	twoGroups := []registry.Registry{
 		{AccountID: "111111111111", Region: "eu-west-1"},
 		{AccountID: "222222222222", Region: "us-east-1", RoleARN: roleA},
 	}
@@ -521,7 +523,7 @@ func TestSourceNamesEveryFailingCall(t *testing.T) {
 		},
 		{
 			name:       "An answer without a registry asked for fails its call",
-			opts:       SourceOptions{Registries: append(twoGroups, Registry{AccountID: "333333333333", Region: "eu-west-1"})},
+			opts:       SourceOptions{Registries: append(twoGroups, registry.Registry{AccountID: "333333333333", Region: "eu-west-1"})},
 			setup:      failIn("eu-west-1", func(g *groupAPI) { g.drop = "333333333333" }),
 			wantIs:     ErrMissingRegistry,
 			wantErr:    "registries 111111111111,333333333333 in eu-west-1: decode ecr authorization token: no authorization data for a requested registry: 333333333333",
@@ -584,11 +586,11 @@ func TestSourceNamesEveryFailingCall(t *testing.T) {
 			wantFailed: []string{"ecr public in us-east-1"},
 		},
 		{
-			name:    "Without registries, extra hosts or ECR Public errors are exactly a Fetcher's",
+			name:    "Without registries, extra hosts or ECR Public the error names the default registry's call",
 			opts:    SourceOptions{},
 			setup:   func(g *groupAPI) { g.err = boom },
 			wantIs:  boom,
-			wantErr: "get ecr authorization token: ServerException: boom",
+			wantErr: "default registry in eu-west-1: get ecr authorization token: ServerException: boom",
 		},
 	}
 	for _, tt := range tests {
@@ -617,7 +619,7 @@ func TestSourceNamesEveryFailingCall(t *testing.T) {
 				t.Fatalf("Fetch error %v: partial %v, want %v", err, isPartial, tt.wantFailed != nil)
 			}
 			if tt.wantFailed == nil {
-				if diff := cmp.Diff(Credentials{}, got); diff != "" {
+				if diff := cmp.Diff(registry.Credentials{}, got); diff != "" {
 					t.Errorf("credentials on a plain error (-want +got):\n%s", diff)
 				}
 				return
@@ -647,7 +649,7 @@ func TestNewSourceRejectsBadOptions(t *testing.T) {
 		{
 			name:          "A registry listed twice is rejected, whatever its role",
 			defaultRegion: "eu-west-1",
-			opts: SourceOptions{Registries: []Registry{
+			opts: SourceOptions{Registries: []registry.Registry{
 				{AccountID: "111111111111", Region: "eu-west-1"},
 				{AccountID: "111111111111", Region: "eu-west-1", RoleARN: roleA},
 			}},
@@ -655,22 +657,22 @@ func TestNewSourceRejectsBadOptions(t *testing.T) {
 		},
 		{
 			name:    "A bad account ID is rejected",
-			opts:    SourceOptions{Registries: []Registry{{AccountID: "1", Region: "eu-west-1"}}},
+			opts:    SourceOptions{Registries: []registry.Registry{{AccountID: "1", Region: "eu-west-1"}}},
 			wantErr: "registry 1 in eu-west-1: account ID must be 12 digits",
 		},
 		{
 			name:    "An empty region is rejected",
-			opts:    SourceOptions{Registries: []Registry{{AccountID: "111111111111"}}},
+			opts:    SourceOptions{Registries: []registry.Registry{{AccountID: "111111111111"}}},
 			wantErr: "registry 111111111111: empty region",
 		},
 		{
 			name:    "An extra host that is not an ECR host is rejected",
-			opts:    SourceOptions{Registries: []Registry{{AccountID: "111111111111", Region: "eu-west-1"}}, ExtraHosts: []string{"public.ecr.aws"}},
-			wantErr: `extra registry host: registry host "public.ecr.aws": want ACCOUNT_ID.dkr.ecr.REGION.amazonaws.com, ACCOUNT_ID.dkr.ecr.REGION.amazonaws.com.cn or ACCOUNT_ID.dkr-ecr.REGION.on.aws`,
+			opts:    SourceOptions{Registries: []registry.Registry{{AccountID: "111111111111", Region: "eu-west-1"}}, ExtraHosts: []string{"public.ecr.aws"}},
+			wantErr: `extra registry host: registry host "public.ecr.aws": ` + registry.HostShapes,
 		},
 		{
 			name:    "An extra host in a region without a registry is rejected",
-			opts:    SourceOptions{Registries: []Registry{{AccountID: "111111111111", Region: "eu-west-1"}}, ExtraHosts: []string{"111111111111.dkr.ecr.eu-west-2.amazonaws.com"}},
+			opts:    SourceOptions{Registries: []registry.Registry{{AccountID: "111111111111", Region: "eu-west-1"}}, ExtraHosts: []string{"111111111111.dkr.ecr.eu-west-2.amazonaws.com"}},
 			wantErr: `extra registry host "111111111111.dkr.ecr.eu-west-2.amazonaws.com" is in eu-west-2, where no registry is listed to take its token from`,
 		},
 		{
@@ -699,7 +701,7 @@ func TestSourceWrapsEveryClient(t *testing.T) {
 	var wrapped []string
 	f := &fakes{}
 	opts := withNow(SourceOptions{
-		Registries: []Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "111111111111", Region: "us-east-1"}},
+		Registries: []registry.Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "111111111111", Region: "us-east-1"}},
 		Public:     true,
 		Wrap: func(api API) API {
 			g := api.(*groupAPI)
@@ -753,33 +755,6 @@ func sorted(s []string) []string {
 	return out
 }
 
-func TestHostRegion(t *testing.T) {
-	tests := []struct {
-		name, host, want string
-	}{
-		{name: "A registry host gives its region", host: "123456789012.dkr.ecr.eu-west-1.amazonaws.com", want: "eu-west-1"},
-		{name: "A GovCloud host gives its region", host: "123456789012.dkr.ecr.us-gov-west-1.amazonaws.com", want: "us-gov-west-1"},
-		{name: "A China host gives its region", host: "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", want: "cn-north-1"},
-		{name: "A dual-stack host gives its region", host: "123456789012.dkr-ecr.eu-west-1.on.aws", want: "eu-west-1"},
-		{name: "A China region under amazonaws.com is rejected", host: "123456789012.dkr.ecr.cn-north-1.amazonaws.com"},
-		{name: "Another region under amazonaws.com.cn is rejected", host: "123456789012.dkr.ecr.eu-west-1.amazonaws.com.cn"},
-		{name: "An account of 11 digits is rejected", host: "12345678901.dkr.ecr.eu-west-1.amazonaws.com"},
-		{name: "A region that is no region name is rejected", host: "123456789012.dkr.ecr.localhost.amazonaws.com"},
-		{name: "ECR Public is rejected", host: "public.ecr.aws"},
-		{name: "A scheme is rejected", host: "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com"},
-		{name: "A port is rejected", host: "123456789012.dkr.ecr.eu-west-1.amazonaws.com:443"},
-		{name: "An empty host is rejected", host: ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := HostRegion(tt.host)
-			if (err == nil) != (tt.want != "") || got != tt.want {
-				t.Errorf("HostRegion(%q) = %q, %v; want %q", tt.host, got, err, tt.want)
-			}
-		})
-	}
-}
-
 func TestSourceKeepsAFailingCallsLastGoodAuthsUntilTheyExpire(t *testing.T) {
 	const (
 		euHost    = "111111111111.dkr.ecr.eu-west-1.amazonaws.com"
@@ -791,14 +766,14 @@ func TestSourceKeepsAFailingCallsLastGoodAuthsUntilTheyExpire(t *testing.T) {
 	)
 	boom := &types.ServerException{Message: aws.String("boom")}
 	// Every answer is a token that lives 12 h from the step's time.
-	fresh := func(at time.Duration, host, pw string) Auth { return auth(host, pw, now.Add(at+12*time.Hour)) }
+	fresh := func(at time.Duration, host, pw string) registry.Auth { return auth(host, pw, now.Add(at+12*time.Hour)) }
 	type step struct {
 		// at is the local time of the fetch, after now.
 		at time.Duration
 		// fail are the calls failing at this step: a region or "public".
 		fail []string
 		// wantAuths are the credentials returned.
-		wantAuths []Auth
+		wantAuths []registry.Auth
 		// wantFailed and wantKept are those of the partial error; nil
 		// wantFailed with wantAuths is success, without a plain error.
 		wantFailed, wantKept []string
@@ -811,10 +786,10 @@ func TestSourceKeepsAFailingCallsLastGoodAuthsUntilTheyExpire(t *testing.T) {
 		{
 			name: "One of two groups failing keeps the other fresh and the failing one's last good entry, its extra host with it",
 			steps: []step{
-				{at: 0, wantAuths: []Auth{fresh(0, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW)}},
+				{at: 0, wantAuths: []registry.Auth{fresh(0, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW)}},
 				{
 					at: time.Hour, fail: []string{"us-east-1"},
-					wantAuths:  []Auth{fresh(time.Hour, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW)},
+					wantAuths:  []registry.Auth{fresh(time.Hour, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW)},
 					wantFailed: []string{usName}, wantKept: []string{usHost, extraHost},
 				},
 			},
@@ -822,20 +797,20 @@ func TestSourceKeepsAFailingCallsLastGoodAuthsUntilTheyExpire(t *testing.T) {
 		{
 			name: "The failing group's entry disappears at its own expiry and does not come back",
 			steps: []step{
-				{at: 0, wantAuths: []Auth{fresh(0, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW)}},
+				{at: 0, wantAuths: []registry.Auth{fresh(0, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW)}},
 				{
 					at: 12*time.Hour - time.Second, fail: []string{"us-east-1"},
-					wantAuths:  []Auth{fresh(12*time.Hour-time.Second, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW)},
+					wantAuths:  []registry.Auth{fresh(12*time.Hour-time.Second, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW)},
 					wantFailed: []string{usName}, wantKept: []string{usHost, extraHost},
 				},
 				{
 					at: 12 * time.Hour, fail: []string{"us-east-1"},
-					wantAuths:  []Auth{fresh(12*time.Hour, euHost, euPW)},
+					wantAuths:  []registry.Auth{fresh(12*time.Hour, euHost, euPW)},
 					wantFailed: []string{usName},
 				},
 				{
 					at: 13 * time.Hour, fail: []string{"us-east-1"},
-					wantAuths:  []Auth{fresh(13*time.Hour, euHost, euPW)},
+					wantAuths:  []registry.Auth{fresh(13*time.Hour, euHost, euPW)},
 					wantFailed: []string{usName},
 				},
 			},
@@ -844,10 +819,10 @@ func TestSourceKeepsAFailingCallsLastGoodAuthsUntilTheyExpire(t *testing.T) {
 			name:   "ECR Public failing alone keeps the private registries fresh and its own last good entry",
 			public: true,
 			steps: []step{
-				{at: 0, wantAuths: []Auth{fresh(0, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW), fresh(0, PublicHost, "pw-public")}},
+				{at: 0, wantAuths: []registry.Auth{fresh(0, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW), fresh(0, PublicHost, "pw-public")}},
 				{
 					at: 2 * time.Hour, fail: []string{"public"},
-					wantAuths: []Auth{
+					wantAuths: []registry.Auth{
 						fresh(2*time.Hour, euHost, euPW), fresh(2*time.Hour, usHost, usPW), fresh(2*time.Hour, extraHost, usPW), fresh(0, PublicHost, "pw-public"),
 					},
 					wantFailed: []string{"ecr public in us-east-1"}, wantKept: []string{PublicHost},
@@ -858,25 +833,25 @@ func TestSourceKeepsAFailingCallsLastGoodAuthsUntilTheyExpire(t *testing.T) {
 			name:   "Recovery clears the partial error and serves fresh entries",
 			public: true,
 			steps: []step{
-				{at: 0, wantAuths: []Auth{fresh(0, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW), fresh(0, PublicHost, "pw-public")}},
+				{at: 0, wantAuths: []registry.Auth{fresh(0, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW), fresh(0, PublicHost, "pw-public")}},
 				{
 					at: time.Hour, fail: []string{"us-east-1", "public"},
-					wantAuths:  []Auth{fresh(time.Hour, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW), fresh(0, PublicHost, "pw-public")},
+					wantAuths:  []registry.Auth{fresh(time.Hour, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW), fresh(0, PublicHost, "pw-public")},
 					wantFailed: []string{usName, "ecr public in us-east-1"}, wantKept: []string{usHost, extraHost, PublicHost},
 				},
-				{at: 2 * time.Hour, wantAuths: []Auth{fresh(2*time.Hour, euHost, euPW), fresh(2*time.Hour, usHost, usPW), fresh(2*time.Hour, extraHost, usPW), fresh(2*time.Hour, PublicHost, "pw-public")}},
+				{at: 2 * time.Hour, wantAuths: []registry.Auth{fresh(2*time.Hour, euHost, euPW), fresh(2*time.Hour, usHost, usPW), fresh(2*time.Hour, extraHost, usPW), fresh(2*time.Hour, PublicHost, "pw-public")}},
 			},
 		},
 		{
 			name: "A group that never answered has no entry",
 			steps: []step{
-				{at: 0, fail: []string{"us-east-1"}, wantAuths: []Auth{fresh(0, euHost, euPW)}, wantFailed: []string{usName}},
+				{at: 0, fail: []string{"us-east-1"}, wantAuths: []registry.Auth{fresh(0, euHost, euPW)}, wantFailed: []string{usName}},
 			},
 		},
 		{
 			name: "Every call failing is a plain error, last good entries or not",
 			steps: []step{
-				{at: 0, wantAuths: []Auth{fresh(0, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW)}},
+				{at: 0, wantAuths: []registry.Auth{fresh(0, euHost, euPW), fresh(0, usHost, usPW), fresh(0, extraHost, usPW)}},
 				{at: time.Hour, fail: []string{"eu-west-1", "us-east-1"}},
 			},
 		},
@@ -885,7 +860,7 @@ func TestSourceKeepsAFailingCallsLastGoodAuthsUntilTheyExpire(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &fakes{public: &publicAPI{}}
 			src := newFakeSource(t, SourceOptions{
-				Registries: []Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "222222222222", Region: "us-east-1", RoleARN: roleA}},
+				Registries: []registry.Registry{{AccountID: "111111111111", Region: "eu-west-1"}, {AccountID: "222222222222", Region: "us-east-1", RoleARN: roleA}},
 				ExtraHosts: []string{extraHost},
 				Public:     tt.public,
 			}, f)
@@ -925,7 +900,7 @@ func TestSourceKeepsAFailingCallsLastGoodAuthsUntilTheyExpire(t *testing.T) {
 						t.Errorf("step %d: kept hosts (-want +got):\n%s", i, diff)
 					}
 				}
-				want := Credentials{Auths: st.wantAuths}
+				want := registry.Credentials{Auths: st.wantAuths}
 				if st.wantAuths != nil {
 					want.FetchedAt = clock
 				}
@@ -944,7 +919,7 @@ func TestSourceKeepsAFailingCallsLastGoodAuthsUntilTheyExpire(t *testing.T) {
 
 func TestSourceFetchIsSafeForConcurrentUse(t *testing.T) {
 	f := &fakes{}
-	src := newFakeSource(t, SourceOptions{Registries: []Registry{
+	src := newFakeSource(t, SourceOptions{Registries: []registry.Registry{
 		{AccountID: "111111111111", Region: "eu-west-1"},
 		{AccountID: "222222222222", Region: "us-east-1"},
 	}}, f)

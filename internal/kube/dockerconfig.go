@@ -7,41 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 )
-
-// RegistryAuth is the user name and password for one registry host.
-type RegistryAuth struct {
-	Host     string
-	Username string
-	Password string
-}
-
-// Token is what the controller writes into every Secret: one auth per registry
-// host, and the lifetime of the token they carry.
-//
-// FetchedAt and ExpiresAt are on this machine's clock: ExpiresAt is FetchedAt
-// plus the lifetime measured on ECR's clock, so it is not after FetchedAt for
-// a token already expired by ECR's own clock.
-type Token struct {
-	Auths     []RegistryAuth
-	FetchedAt time.Time
-	ExpiresAt time.Time
-	// ClockSkew is this machine's clock minus ECR's, measured from the
-	// answer's Date header (0 without one).
-	ClockSkew time.Duration
-}
-
-// String keeps passwords out of logs: only hosts and expiry are shown.
-func (t Token) String() string {
-	hosts := make([]string, 0, len(t.Auths))
-	for _, a := range t.Auths {
-		hosts = append(hosts, a.Host)
-	}
-	return fmt.Sprintf("token{hosts=%s expires_at=%s}", strings.Join(hosts, ","), t.ExpiresAt.UTC().Format(time.RFC3339))
-}
 
 // Errors of ParseDockerConfigJSON and NewPayload.
 var (
@@ -61,7 +33,7 @@ type dockerAuth struct {
 
 // DockerConfigJSON renders the .dockerconfigjson document for auths. The output
 // is deterministic (hosts sorted) so equal tokens give equal bytes.
-func DockerConfigJSON(auths []RegistryAuth) ([]byte, error) {
+func DockerConfigJSON(auths []registry.Auth) ([]byte, error) {
 	if len(auths) == 0 {
 		return nil, ErrNoAuths
 	}
@@ -106,28 +78,53 @@ func ParseDockerConfigJSON(b []byte) ([]string, error) {
 	return hosts, nil
 }
 
-// Payload is a Token rendered once for all namespaces: the Secret data, its
+// Payload is a token rendered once for all namespaces: the Secret data, its
 // digest and the sorted host list the cached Secrets are compared with.
+//
+// Data holds every password: its String, Format, LogValue and MarshalJSON
+// methods show hosts and times only, never Data or a password.
 type Payload struct {
-	Token  Token
+	// Token is the credentials rendered, as internal/ecr fetched them.
+	Token  registry.Credentials
 	Data   []byte
 	Digest string
 	Hosts  string
 }
 
 // NewPayload renders tok.
-func NewPayload(tok Token) (*Payload, error) {
+func NewPayload(tok registry.Credentials) (*Payload, error) {
 	data, err := DockerConfigJSON(tok.Auths)
 	if err != nil {
 		return nil, err
 	}
-	hosts := make([]string, 0, len(tok.Auths))
-	for _, a := range tok.Auths {
-		hosts = append(hosts, a.Host)
-	}
+	hosts := tok.Hosts()
 	slices.Sort(hosts)
 	hosts = slices.Compact(hosts)
 	return &Payload{Token: tok, Data: data, Digest: digest(data), Hosts: strings.Join(hosts, ",")}, nil
+}
+
+// String shows hosts and times only.
+func (p Payload) String() string {
+	return fmt.Sprintf("{hosts=%s expires_at=%s fetched_at=%s}", p.Hosts,
+		p.Token.ExpiresAt.UTC().Format(time.RFC3339), p.Token.FetchedAt.UTC().Format(time.RFC3339))
+}
+
+// Format makes every fmt verb, %#v and %+v included, print String.
+func (p Payload) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(p.String())) }
+
+// LogValue logs hosts and times only.
+func (p Payload) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("hosts", p.Hosts), slog.Time("expires_at", p.Token.ExpiresAt),
+		slog.Time("fetched_at", p.Token.FetchedAt))
+}
+
+// MarshalJSON encodes hosts and times only.
+func (p Payload) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Hosts     string    `json:"hosts"`
+		ExpiresAt time.Time `json:"expires_at"`
+		FetchedAt time.Time `json:"fetched_at"`
+	}{p.Hosts, p.Token.ExpiresAt, p.Token.FetchedAt})
 }
 
 func digest(b []byte) string {

@@ -1,14 +1,19 @@
 package kube
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 )
 
 const (
@@ -21,18 +26,18 @@ func testT0() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
 
 // testToken is an ECR-like token for hosts (testHost when none), fetched at
 // fetched and valid for lifetime.
-func testToken(fetched time.Time, lifetime time.Duration, password string, hosts ...string) Token {
+func testToken(fetched time.Time, lifetime time.Duration, password string, hosts ...string) registry.Credentials {
 	if len(hosts) == 0 {
 		hosts = []string{testHost}
 	}
-	tok := Token{FetchedAt: fetched, ExpiresAt: fetched.Add(lifetime)}
+	tok := registry.Credentials{FetchedAt: fetched, ExpiresAt: fetched.Add(lifetime)}
 	for _, h := range hosts {
-		tok.Auths = append(tok.Auths, RegistryAuth{Host: h, Username: "AWS", Password: password})
+		tok.Auths = append(tok.Auths, registry.Auth{Host: h, Username: "AWS", Password: password})
 	}
 	return tok
 }
 
-func mustPayload(t *testing.T, tok Token) *Payload {
+func mustPayload(t *testing.T, tok registry.Credentials) *Payload {
 	t.Helper()
 	p, err := NewPayload(tok)
 	if err != nil {
@@ -44,19 +49,19 @@ func mustPayload(t *testing.T, tok Token) *Payload {
 func TestDockerConfigJSON(t *testing.T) {
 	tests := []struct {
 		name  string
-		auths []RegistryAuth
+		auths []registry.Auth
 		want  map[string]any
 	}{
 		{
 			name:  "One registry carries user name, password and their base64 auth",
-			auths: []RegistryAuth{{Host: testHost, Username: "AWS", Password: "s3cret"}},
+			auths: []registry.Auth{{Host: testHost, Username: "AWS", Password: "s3cret"}},
 			want: map[string]any{"auths": map[string]any{
 				testHost: map[string]any{"username": "AWS", "password": "s3cret", "auth": base64.StdEncoding.EncodeToString([]byte("AWS:s3cret"))},
 			}},
 		},
 		{
 			name: "Two registries get one entry each",
-			auths: []RegistryAuth{
+			auths: []registry.Auth{
 				{Host: testHost2, Username: "AWS", Password: "two"},
 				{Host: testHost, Username: "AWS", Password: "one"},
 			},
@@ -67,7 +72,7 @@ func TestDockerConfigJSON(t *testing.T) {
 		},
 		{
 			name:  "A password containing a colon is kept whole",
-			auths: []RegistryAuth{{Host: testHost, Username: "AWS", Password: "a:b"}},
+			auths: []registry.Auth{{Host: testHost, Username: "AWS", Password: "a:b"}},
 			want: map[string]any{"auths": map[string]any{
 				testHost: map[string]any{"username": "AWS", "password": "a:b", "auth": base64.StdEncoding.EncodeToString([]byte("AWS:a:b"))},
 			}},
@@ -91,8 +96,8 @@ func TestDockerConfigJSON(t *testing.T) {
 }
 
 func TestDockerConfigJSONIsDeterministic(t *testing.T) {
-	a := []RegistryAuth{{Host: testHost, Username: "AWS", Password: "one"}, {Host: testHost2, Username: "AWS", Password: "two"}}
-	b := []RegistryAuth{a[1], a[0]}
+	a := []registry.Auth{{Host: testHost, Username: "AWS", Password: "one"}, {Host: testHost2, Username: "AWS", Password: "two"}}
+	b := []registry.Auth{a[1], a[0]}
 	first, err := DockerConfigJSON(a)
 	if err != nil {
 		t.Fatal(err)
@@ -111,13 +116,13 @@ func TestDockerConfigJSONIsDeterministic(t *testing.T) {
 func TestDockerConfigJSONErrors(t *testing.T) {
 	tests := []struct {
 		name  string
-		auths []RegistryAuth
+		auths []registry.Auth
 		want  error
 	}{
 		{name: "No auths at all is refused", auths: nil, want: ErrNoAuths},
-		{name: "An empty host is refused", auths: []RegistryAuth{{Username: "AWS", Password: "p"}}, want: ErrMalformedAuth},
-		{name: "An empty user name is refused", auths: []RegistryAuth{{Host: testHost, Password: "p"}}, want: ErrMalformedAuth},
-		{name: "An empty password is refused", auths: []RegistryAuth{{Host: testHost, Username: "AWS"}}, want: ErrMalformedAuth},
+		{name: "An empty host is refused", auths: []registry.Auth{{Username: "AWS", Password: "p"}}, want: ErrMalformedAuth},
+		{name: "An empty user name is refused", auths: []registry.Auth{{Host: testHost, Password: "p"}}, want: ErrMalformedAuth},
+		{name: "An empty password is refused", auths: []registry.Auth{{Host: testHost, Username: "AWS"}}, want: ErrMalformedAuth},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,17 +140,17 @@ func TestDockerConfigJSONErrors(t *testing.T) {
 func TestParseDockerConfigJSONRoundTrip(t *testing.T) {
 	tests := []struct {
 		name  string
-		auths []RegistryAuth
+		auths []registry.Auth
 		want  []string
 	}{
 		{
 			name:  "One registry comes back as its host",
-			auths: []RegistryAuth{{Host: testHost, Username: "AWS", Password: "p"}},
+			auths: []registry.Auth{{Host: testHost, Username: "AWS", Password: "p"}},
 			want:  []string{testHost},
 		},
 		{
 			name:  "Hosts come back sorted whatever the input order",
-			auths: []RegistryAuth{{Host: testHost2, Username: "AWS", Password: "p"}, {Host: testHost, Username: "AWS", Password: "q"}},
+			auths: []registry.Auth{{Host: testHost2, Username: "AWS", Password: "p"}, {Host: testHost, Username: "AWS", Password: "q"}},
 			want:  []string{testHost, testHost2},
 		},
 	}
@@ -218,19 +223,49 @@ func TestNewPayload(t *testing.T) {
 	if p.Digest != digest(data) || len(p.Digest) != 64 {
 		t.Errorf("Digest = %q, want the hex sha256 of Data", p.Digest)
 	}
-	if _, err := NewPayload(Token{ExpiresAt: testT0()}); !errors.Is(err, ErrNoAuths) {
+	if _, err := NewPayload(registry.Credentials{ExpiresAt: testT0()}); !errors.Is(err, ErrNoAuths) {
 		t.Errorf("NewPayload of a token without auths: error = %v, want %v", err, ErrNoAuths)
 	}
 }
 
-func TestTokenStringHidesPasswords(t *testing.T) {
-	tok := testToken(testT0(), 12*time.Hour, "very-secret-password", testHost, testHost2)
-	got := tok.String()
-	if strings.Contains(got, "very-secret-password") {
-		t.Fatalf("Token.String() leaks the password: %s", got)
+func TestPayloadPrintingAndLoggingNeverShowThePassword(t *testing.T) {
+	const password = "very-secret-password"
+	tok := testToken(testT0(), 12*time.Hour, password, testHost, testHost2)
+	p := mustPayload(t, tok)
+	// Data holds the password twice: in clear and inside the base64 auth.
+	encoded := base64.StdEncoding.EncodeToString([]byte("AWS:" + password))
+
+	var outputs []string
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
+		outputs = append(outputs, fmt.Sprintf(verb, p), fmt.Sprintf(verb, *p), fmt.Sprintf(verb, []any{p}), fmt.Sprintf(verb, tok))
 	}
-	want := "token{hosts=" + testHost + "," + testHost2 + " expires_at=2026-01-02T15:04:05Z}"
-	if got != want {
-		t.Errorf("Token.String() = %q, want %q", got, want)
+	for _, v := range []any{p, *p, tok} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatalf("marshal %T: %v", v, err)
+		}
+		outputs = append(outputs, string(b))
+	}
+	var buf bytes.Buffer
+	for _, h := range []slog.Handler{slog.NewJSONHandler(&buf, nil), slog.NewTextHandler(&buf, nil)} {
+		slog.New(h).Info("payload", "payload", p, "payload_value", *p, "token", tok)
+	}
+	outputs = append(outputs, buf.String())
+
+	for _, out := range outputs {
+		for _, leak := range []string{password, encoded, string(p.Data)} {
+			if strings.Contains(out, leak) {
+				t.Errorf("output leaks %q: %s", leak, out)
+			}
+		}
+	}
+	want := "{hosts=" + testHost + "," + testHost2 + " expires_at=2026-01-02T15:04:05Z fetched_at=2026-01-02T03:04:05Z}"
+	if got := p.String(); got != want {
+		t.Errorf("Payload.String() = %q, want %q", got, want)
+	}
+	for _, want := range []string{testHost, testHost2, "expires_at"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log output lacks %q:\n%s", want, buf.String())
+		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 )
 
 // A write of ours is visible to reads before the watch delivers it, so the
@@ -21,7 +23,7 @@ func TestCachesSeeOurWritesBeforeTheWatch(t *testing.T) {
 			if s, err := c.Secret("a", "ecr"); err != nil || s != nil {
 				t.Fatalf("Secret before any write = %v, %v; want none", s, err)
 			}
-			p, err := NewPayload(Token{Auths: []RegistryAuth{{Host: "h", Username: "AWS", Password: "pw"}}})
+			p, err := NewPayload(registry.Credentials{Auths: []registry.Auth{{Host: "h", Username: "AWS", Password: "pw"}}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/utils/clock"
 
-	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/kube"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 )
 
 const namespace = "kube_ecr_refresher"
@@ -170,7 +170,7 @@ func (m *Metrics) RefreshAttempt(err error, duration time.Duration) {
 
 // TokenFetched records the expiry of tok per registry host, deleting the
 // series of hosts it no longer includes, and the time it was fetched.
-func (m *Metrics) TokenFetched(tok kube.Token) {
+func (m *Metrics) TokenFetched(tok registry.Credentials) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	seen := make(map[string]struct{}, len(tok.Auths))

@@ -15,8 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	testingclock "k8s.io/utils/clock/testing"
 
-	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/kube"
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/refresher"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 )
 
 // The controller reports through *Metrics.
@@ -40,10 +40,10 @@ func newMetrics(t *testing.T) (*Metrics, *prometheus.Registry) {
 	return m, reg
 }
 
-func token(hosts ...string) kube.Token {
-	tok := kube.Token{FetchedAt: fetchedAt, ExpiresAt: expiresAt}
+func token(hosts ...string) registry.Credentials {
+	tok := registry.Credentials{FetchedAt: fetchedAt, ExpiresAt: expiresAt}
 	for _, h := range hosts {
-		tok.Auths = append(tok.Auths, kube.RegistryAuth{Host: h, Username: "AWS", Password: password})
+		tok.Auths = append(tok.Auths, registry.Auth{Host: h, Username: "AWS", Password: password})
 	}
 	return tok
 }

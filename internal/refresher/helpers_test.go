@@ -27,6 +27,7 @@ import (
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/kube"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 )
 
 const (
@@ -50,15 +51,15 @@ func testOptions() Options {
 }
 
 // token is an ECR-like token for testHost.
-func token(fetched time.Time, lifetime time.Duration, password string) kube.Token {
-	return kube.Token{
-		Auths:     []kube.RegistryAuth{{Host: testHost, Username: "AWS", Password: password}},
+func token(fetched time.Time, lifetime time.Duration, password string) registry.Credentials {
+	return registry.Credentials{
+		Auths:     []registry.Auth{{Host: testHost, Username: "AWS", Password: password}},
 		FetchedAt: fetched,
 		ExpiresAt: fetched.Add(lifetime),
 	}
 }
 
-func mustPayload(t *testing.T, tok kube.Token) *kube.Payload {
+func mustPayload(t *testing.T, tok registry.Credentials) *kube.Payload {
 	t.Helper()
 	p, err := kube.NewPayload(tok)
 	if err != nil {
@@ -131,11 +132,11 @@ type fakeTokens struct {
 	clk clock.PassiveClock
 
 	mu    sync.Mutex
-	next  func(n int, now time.Time) (kube.Token, error)
+	next  func(n int, now time.Time) (registry.Credentials, error)
 	times []time.Time
 }
 
-func (f *fakeTokens) Fetch(context.Context) (kube.Token, error) {
+func (f *fakeTokens) Fetch(context.Context) (registry.Credentials, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := f.clk.Now()
@@ -144,7 +145,7 @@ func (f *fakeTokens) Fetch(context.Context) (kube.Token, error) {
 	return f.next(n, now)
 }
 
-func (f *fakeTokens) set(next func(n int, now time.Time) (kube.Token, error)) {
+func (f *fakeTokens) set(next func(n int, now time.Time) (registry.Credentials, error)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.next = next
@@ -159,14 +160,14 @@ func (f *fakeTokens) fetchTimes() []time.Time {
 
 // freshTokens fetches a new token of lifetime each time, with password pw-<n>
 // for the nth fetch (1-based).
-func freshTokens(lifetime time.Duration) func(int, time.Time) (kube.Token, error) {
-	return func(n int, now time.Time) (kube.Token, error) {
+func freshTokens(lifetime time.Duration) func(int, time.Time) (registry.Credentials, error) {
+	return func(n int, now time.Time) (registry.Credentials, error) {
 		return token(now, lifetime, fmt.Sprintf("pw-%d", n+1)), nil
 	}
 }
 
-func failingTokens(err error) func(int, time.Time) (kube.Token, error) {
-	return func(int, time.Time) (kube.Token, error) { return kube.Token{}, err }
+func failingTokens(err error) func(int, time.Time) (registry.Credentials, error) {
+	return func(int, time.Time) (registry.Credentials, error) { return registry.Credentials{}, err }
 }
 
 // syncBuffer is a log sink safe for concurrent writers.
@@ -276,7 +277,7 @@ func (e *env) lead(t *testing.T) (stop func()) {
 }
 
 // setPayload stores tok as the current token, as a successful fetch does.
-func (e *env) setPayload(t *testing.T, tok kube.Token) *kube.Payload {
+func (e *env) setPayload(t *testing.T, tok registry.Credentials) *kube.Payload {
 	t.Helper()
 	p := mustPayload(t, tok)
 	e.c.payload.Store(p)

@@ -3,7 +3,7 @@ package refresher
 import (
 	"time"
 
-	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/kube"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 )
 
 // Sync results reported to Observer.NamespaceSynced.
@@ -33,7 +33,7 @@ type Observer interface {
 	// RefreshAttempt is called after every token fetch; err is nil on success.
 	RefreshAttempt(err error, duration time.Duration)
 	// TokenFetched is called with each new token and the time it was fetched.
-	TokenFetched(tok kube.Token)
+	TokenFetched(tok registry.Credentials)
 	// NamespaceSynced is called after each namespace sync with a Sync* result.
 	NamespaceSynced(namespace, result string)
 	// Wrote is called for each write made (or, in dry-run, that would be made).
@@ -54,7 +54,7 @@ type Observer interface {
 type NopObserver struct{}
 
 func (NopObserver) RefreshAttempt(error, time.Duration) {}
-func (NopObserver) TokenFetched(kube.Token)             {}
+func (NopObserver) TokenFetched(registry.Credentials)   {}
 func (NopObserver) NamespaceSynced(string, string)      {}
 func (NopObserver) Wrote(string, string, string)        {}
 func (NopObserver) Leading(bool)                        {}

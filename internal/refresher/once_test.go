@@ -7,14 +7,14 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/kube"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 )
 
 func TestRunOnceFailsUnlessEveryTargetIsServed(t *testing.T) {
 	t0 := testT0()
 	tests := []struct {
 		name  string
-		token func(int, time.Time) (kube.Token, error)
+		token func(int, time.Time) (registry.Credentials, error)
 		// foreignIn holds a Secret of our name that is someone else's.
 		foreignIn string
 		wantErr   bool
@@ -28,7 +28,7 @@ func TestRunOnceFailsUnlessEveryTargetIsServed(t *testing.T) {
 		},
 		{
 			name: "A token already expired by ECR's clock is written but the pass fails, naming every namespace",
-			token: func(_ int, now time.Time) (kube.Token, error) {
+			token: func(_ int, now time.Time) (registry.Credentials, error) {
 				return token(now, -time.Minute, "pw-1"), nil
 			},
 			wantErr: true,

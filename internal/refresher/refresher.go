@@ -25,11 +25,14 @@ import (
 
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecr"
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/kube"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 )
 
-// TokenSource fetches a fresh token; one call is one ECR round trip.
+// TokenSource fetches fresh credentials; one call is one ECR round trip.
+// *ecr.Source implements it: with an *ecr.PartialError it also returns the
+// credentials still good, otherwise an error comes with empty credentials.
 type TokenSource interface {
-	Fetch(ctx context.Context) (kube.Token, error)
+	Fetch(ctx context.Context) (registry.Credentials, error)
 }
 
 // Options configure a Controller.
@@ -332,7 +335,7 @@ func (c *Controller) nextRetry(backoff *time.Duration) time.Duration {
 // from ECR's by more than a minute, and a token already expired by ECR's own
 // clock (written only where no usable Secret is, and fetched again after
 // MinRefreshInterval).
-func (c *Controller) noteToken(tok kube.Token) {
+func (c *Controller) noteToken(tok registry.Credentials) {
 	c.opts.Observer.ClockSkew(tok.ClockSkew)
 	if tok.ClockSkew > time.Minute || tok.ClockSkew < -time.Minute {
 		c.log.Warn("this machine's clock differs from ECR's; token lifetimes are measured on ECR's clock",

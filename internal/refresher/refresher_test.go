@@ -17,6 +17,7 @@ import (
 
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/ecr"
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/kube"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 )
 
 // terminatingError is what the API server answers to a create in a
@@ -37,7 +38,7 @@ func TestSyncNamespace(t *testing.T) {
 			serviceAccount("a", "builder"),
 		}, extra...)
 	}
-	ourOldSecret := func(ns string, tok kube.Token) *corev1.Secret {
+	ourOldSecret := func(ns string, tok registry.Credentials) *corev1.Secret {
 		p, err := kube.NewPayload(tok)
 		if err != nil {
 			t.Fatal(err)
@@ -52,7 +53,7 @@ func TestSyncNamespace(t *testing.T) {
 		objs     []runtime.Object
 		target   func(*corev1.Namespace) bool
 		dryRun   bool
-		token    *kube.Token // nil: never fetched
+		token    *registry.Credentials // nil: never fetched
 		now      time.Time
 		react    func(*fake.Clientset)
 		sync     []string // namespaces to sync; nil: every cached namespace
@@ -320,7 +321,7 @@ func TestSecondPassWritesNothing(t *testing.T) {
 		// restart runs the second pass in a new controller, as after a
 		// restart or a change of leader.
 		restart    bool
-		second     kube.Token
+		second     registry.Credentials
 		now        time.Time
 		wantWrites []string
 	}{
@@ -386,7 +387,7 @@ func TestRefreshOnce(t *testing.T) {
 
 	tests := []struct {
 		name string
-		next func(int, time.Time) (kube.Token, error)
+		next func(int, time.Time) (registry.Credentials, error)
 		// wantWait is the wait before the next fetch; with jitter, the
 		// wait is in [wantWait, wantWaitMax].
 		wantWait    time.Duration
@@ -404,7 +405,7 @@ func TestRefreshOnce(t *testing.T) {
 		},
 		{
 			name: "A token fetched a while ago counts from its fetch time",
-			next: func(int, time.Time) (kube.Token, error) {
+			next: func(int, time.Time) (registry.Credentials, error) {
 				return token(t0.Add(-time.Hour), 12*time.Hour, "pw-1"), nil
 			},
 			wantWait:  5 * time.Hour,
@@ -420,7 +421,7 @@ func TestRefreshOnce(t *testing.T) {
 		{
 			name:      "A token past its refresh time waits the minimum interval",
 			noCurrent: true,
-			next: func(_ int, now time.Time) (kube.Token, error) {
+			next: func(_ int, now time.Time) (registry.Credentials, error) {
 				return token(now.Add(-7*time.Hour), 12*time.Hour, "pw-1"), nil
 			},
 			wantWait:  time.Minute,
@@ -429,7 +430,7 @@ func TestRefreshOnce(t *testing.T) {
 		{
 			name:      "An expired token waits the minimum interval",
 			noCurrent: true,
-			next: func(_ int, now time.Time) (kube.Token, error) {
+			next: func(_ int, now time.Time) (registry.Credentials, error) {
 				return token(now.Add(-13*time.Hour), 12*time.Hour, "pw-1"), nil
 			},
 			wantWait:  time.Minute,
@@ -443,7 +444,7 @@ func TestRefreshOnce(t *testing.T) {
 		},
 		{
 			name: "A token already expired by ECR's clock does not replace a valid current one",
-			next: func(_ int, now time.Time) (kube.Token, error) {
+			next: func(_ int, now time.Time) (registry.Credentials, error) {
 				return token(now, -time.Minute, "pw-1"), nil
 			},
 			wantWait:  5 * time.Hour,
@@ -451,7 +452,7 @@ func TestRefreshOnce(t *testing.T) {
 		},
 		{
 			name: "A token already expired by ECR's clock becomes current when there is no other and is fetched again after the minimum interval",
-			next: func(_ int, now time.Time) (kube.Token, error) {
+			next: func(_ int, now time.Time) (registry.Credentials, error) {
 				return token(now, -time.Minute, "pw-1"), nil
 			},
 			noCurrent: true,
@@ -468,8 +469,8 @@ func TestRefreshOnce(t *testing.T) {
 		},
 		{
 			name: "A token without auths is a failed fetch",
-			next: func(_ int, now time.Time) (kube.Token, error) {
-				return kube.Token{FetchedAt: now, ExpiresAt: now.Add(12 * time.Hour)}, nil
+			next: func(_ int, now time.Time) (registry.Credentials, error) {
+				return registry.Credentials{FetchedAt: now, ExpiresAt: now.Add(12 * time.Hour)}, nil
 			},
 			wantWait:    10 * time.Second,
 			wantWaitMax: 12 * time.Second,
@@ -514,7 +515,7 @@ func TestRefreshOnceWithSomeRegistriesFailing(t *testing.T) {
 	e := newEnv(t, opts)
 	e.setPayload(t, token(e.clk.Now().Add(-time.Hour), 12*time.Hour, "pw-0"))
 	failed := []string{"registries 222222222222 in us-east-1"}
-	e.tokens.set(func(_ int, now time.Time) (kube.Token, error) {
+	e.tokens.set(func(_ int, now time.Time) (registry.Credentials, error) {
 		return token(now, 12*time.Hour, "pw-1"), &ecr.PartialError{Failed: failed, Err: errors.New("AccessDeniedException")}
 	})
 	backoff := e.c.opts.RetryInitial
@@ -664,7 +665,7 @@ func TestLeadRefreshSchedule(t *testing.T) {
 
 func TestLeadExpiredTokenDoesNotSpin(t *testing.T) {
 	e := newEnv(t, testOptions(), namespace("a"), serviceAccount("a", "default"))
-	e.tokens.set(func(_ int, now time.Time) (kube.Token, error) {
+	e.tokens.set(func(_ int, now time.Time) (registry.Credentials, error) {
 		return token(now.Add(-13*time.Hour), 12*time.Hour, "expired"), nil
 	})
 	t0 := e.clk.Now()
@@ -705,11 +706,11 @@ func TestLeadKeepsSecretsWhenECRFails(t *testing.T) {
 	)
 	opts := e.c.opts
 	errECR := errors.New("AccessDeniedException: not authorized")
-	e.tokens.set(func(n int, now time.Time) (kube.Token, error) {
+	e.tokens.set(func(n int, now time.Time) (registry.Credentials, error) {
 		if n == 0 {
 			return token(now, 12*time.Hour, "pw-1"), nil
 		}
-		return kube.Token{}, errECR
+		return registry.Credentials{}, errECR
 	})
 	t0 := e.clk.Now()
 	e.lead(t)
@@ -752,7 +753,9 @@ func TestLeadKeepsSecretsWhenECRFails(t *testing.T) {
 
 	// ECR recovers: the next retry fetches a token that goes everywhere,
 	// and the loop goes back to the refresh schedule.
-	e.tokens.set(func(_ int, now time.Time) (kube.Token, error) { return token(now, 12*time.Hour, "pw-recovered"), nil })
+	e.tokens.set(func(_ int, now time.Time) (registry.Credentials, error) {
+		return token(now, 12*time.Hour, "pw-recovered"), nil
+	})
 	e.clk.SetTime(deadline)
 	next := e.clk.awaitTimer(t, 8)
 	if want := deadline.Add(6 * time.Hour); !next.Equal(want) {
