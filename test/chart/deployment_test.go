@@ -246,7 +246,7 @@ func TestEnv(t *testing.T) {
 			args: []string{"-f", ciFile(t, "multi-registry")},
 			want: env(downward, []corev1.EnvVar{valueEnv("AWS_REGION", "eu-west-1")}, defaults("kube-ecr-refresher",
 				valueEnv("KUBE_ECR_REFRESHER_ECR_PUBLIC", "true"),
-				valueEnv("KUBE_ECR_REFRESHER_EXTRA_REGISTRY_HOSTS", "777788889999.dkr.ecr.eu-west-1.amazonaws.com"),
+				valueEnv("KUBE_ECR_REFRESHER_EXTRA_REGISTRY_HOSTS", "777788889999.dkr.ecr.eu-west-1.amazonaws.com,111122223333.dkr.ecr-fips.us-east-1.amazonaws.com"),
 				valueEnv("KUBE_ECR_REFRESHER_REGISTRIES", "111122223333:eu-west-1,111122223333:us-east-1,444455556666:eu-west-1:arn:aws:iam::444455556666:role/ecr-read"),
 			)),
 		},
