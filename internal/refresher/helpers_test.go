@@ -7,10 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -68,9 +66,10 @@ func mustPayload(t *testing.T, tok registry.Credentials) *kube.Payload {
 	return p
 }
 
-// fakeClock is a fake clock that also records the deadline of every timer the
-// token loop sets, so a test knows when the loop waits and until when. The
-// workqueue's own timers (rate-limited retries, AddAfter) are not recorded.
+// fakeClock is a fake clock whose NewTimer records each deadline. It is the
+// controller's tokenClock (the workqueue runs on the embedded FakeClock, so
+// its timers are not recorded): a test knows when the token loop waits and
+// until when.
 type fakeClock struct {
 	*testingclock.FakeClock
 
@@ -85,28 +84,10 @@ func newFakeClock() *fakeClock {
 func (c *fakeClock) NewTimer(d time.Duration) clock.Timer {
 	deadline := c.Now().Add(d)
 	tm := c.FakeClock.NewTimer(d)
-	if calledFrom(".(*Controller).tokenLoop") {
-		c.mu.Lock()
-		c.deadlines = append(c.deadlines, deadline)
-		c.mu.Unlock()
-	}
+	c.mu.Lock()
+	c.deadlines = append(c.deadlines, deadline)
+	c.mu.Unlock()
 	return tm
-}
-
-// calledFrom reports whether a function whose name ends in suffix is among
-// the few callers above NewTimer.
-func calledFrom(suffix string) bool {
-	pcs := make([]uintptr, 4)
-	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs)])
-	for {
-		f, more := frames.Next()
-		if strings.HasSuffix(f.Function, suffix) {
-			return true
-		}
-		if !more {
-			return false
-		}
-	}
 }
 
 // awaitTimer waits until the token loop has set its nth timer (1-based), that
@@ -240,10 +221,11 @@ func newEnvFor(t *testing.T, client *fake.Clientset, clk *fakeClock, opts Option
 		logs:   &syncBuffer{},
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	c, err := New(client, e.tokens, opts, log, clk)
+	c, err := New(client, e.tokens, opts, log, clk.FakeClock)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	c.tokenClock = clk
 	e.c = c
 	ctx, cancel := context.WithCancel(t.Context())
 	c.Caches().Start(ctx)
