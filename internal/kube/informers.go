@@ -21,13 +21,12 @@ func metaFor(ns, name string) metav1.ObjectMeta { return metav1.ObjectMeta{Names
 
 // Caches are the controller's read side: namespaces, the Secrets named
 // SecretName, and the ServiceAccounts to patch, each watched cluster-wide with a
-// field selector on the name so no other Secret is ever read.
+// field selector on the name so no other Secret is ever read. Secrets and
+// ServiceAccounts are read only through Secret and ServiceAccountsIn, which
+// overlay our own writes on the informers' stores.
 type Caches struct {
+	// Namespaces lists the cached Namespaces (never written: no overlay).
 	Namespaces listerscorev1.NamespaceLister
-	Secrets    listerscorev1.SecretLister
-	// ServiceAccounts has one lister per ServiceAccount name, or one under "*"
-	// for every ServiceAccount.
-	ServiceAccounts map[string]listerscorev1.ServiceAccountLister
 
 	// The mutation caches overlay our own writes on the informers' stores
 	// until the watch delivers them, so a sync right after a write does not
@@ -53,7 +52,7 @@ const AllServiceAccounts = "*"
 // NewCaches builds the informers; Start runs them. resync is the informers'
 // resync period (0 disables it).
 func NewCaches(client kubernetes.Interface, secretName string, serviceAccounts []string, resync time.Duration, h CacheHandlers) (*Caches, error) {
-	c := &Caches{ServiceAccounts: map[string]listerscorev1.ServiceAccountLister{}, saMC: map[string]cache.MutationCache{}}
+	c := &Caches{saMC: map[string]cache.MutationCache{}}
 
 	nsFactory := informers.NewSharedInformerFactoryWithOptions(client, resync)
 	nsInf := nsFactory.Core().V1().Namespaces()
@@ -68,7 +67,6 @@ func NewCaches(client kubernetes.Interface, secretName string, serviceAccounts [
 	if err := secInf.Informer().SetTransform(TransformSecret); err != nil {
 		return nil, fmt.Errorf("secret informer: %w", err)
 	}
-	c.Secrets = secInf.Lister()
 	c.secretMC = mutationCache(secInf.Informer())
 	c.add(secFactory, secInf.Informer(), withMutationCache(c.secretMC, h.Secret))
 
@@ -83,7 +81,6 @@ func NewCaches(client kubernetes.Interface, secretName string, serviceAccounts [
 		if err := inf.Informer().SetTransform(stripManagedFields); err != nil {
 			return nil, fmt.Errorf("serviceaccount informer: %w", err)
 		}
-		c.ServiceAccounts[name] = inf.Lister()
 		c.saMC[name] = mutationCache(inf.Informer())
 		c.add(f, inf.Informer(), withMutationCache(c.saMC[name], h.ServiceAccount))
 	}

@@ -151,8 +151,8 @@ func TestCaches(t *testing.T) {
 				t.Error("cached namespace keeps managed fields")
 			}
 
-			s, err := c.Secrets.Secrets("a").Get(testSecret)
-			if err != nil {
+			s, err := c.Secret("a", testSecret)
+			if err != nil || s == nil {
 				t.Fatalf("secret not cached: %v", err)
 			}
 			if s.Data != nil {

@@ -700,3 +700,33 @@ func TestCheckSecret(t *testing.T) {
 		})
 	}
 }
+
+func TestDeleteOwnedSecret(t *testing.T) {
+	ours := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "s", UID: "u1", ResourceVersion: "7",
+		Labels: map[string]string{ManagedByLabel: ManagedByValue}}}
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "b", Name: "s", UID: "u2", ResourceVersion: "8"}}
+	tests := []struct {
+		name       string
+		secret     *corev1.Secret
+		dryRun     bool
+		wantDelete bool
+		wantGone   bool
+	}{
+		{name: "our secret is deleted", secret: ours, wantDelete: true, wantGone: true},
+		{name: "a foreign secret is never deleted", secret: foreign},
+		{name: "a dry run deletes nothing", secret: ours, dryRun: true, wantDelete: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client := fake.NewClientset(tt.secret.DeepCopy())
+			deleted, err := DeleteOwnedSecret(t.Context(), client.CoreV1(), tt.secret, tt.dryRun)
+			if err != nil || deleted != tt.wantDelete {
+				t.Fatalf("DeleteOwnedSecret = %v, %v; want %v, nil", deleted, err, tt.wantDelete)
+			}
+			_, err = client.CoreV1().Secrets(tt.secret.Namespace).Get(t.Context(), "s", metav1.GetOptions{})
+			if gone := apierrors.IsNotFound(err); gone != tt.wantGone {
+				t.Errorf("gone = %v, want %v", gone, tt.wantGone)
+			}
+		})
+	}
+}

@@ -376,8 +376,8 @@ func (e *env) awaitCached(t *testing.T, namespaces ...string) {
 	eventually(t, "caches to show our writes", func() bool {
 		p := e.c.Payload()
 		for _, ns := range namespaces {
-			s, err := e.c.Caches().Secrets.Secrets(ns).Get(testSecret)
-			if err != nil {
+			s, err := e.c.Caches().Secret(ns, testSecret)
+			if err != nil || s == nil {
 				return false
 			}
 			if kube.PlanSecret(s, p, e.clk.Now(), e.c.opts.RefreshRemainingFraction).Action != kube.SecretUpToDate {
