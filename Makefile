@@ -19,11 +19,12 @@ build: ## Build bin/kube-ecr-refresher
 controlplane: ## Build (or reuse from the cache) etcd, kube-apiserver, kube-controller-manager, kubectl
 	@hack/controlplane/build.sh
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet and staticcheck (pinned in hack/tools)
 	@out="$$(gofmt -l $$(git ls-files '*.go' ; git ls-files --others --exclude-standard '*.go'))"; \
 		if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	go vet -tags integration ./...
+	@sc="$$(hack/tools/build.sh staticcheck)" && "$$sc" ./... && "$$sc" -tags integration ./...
 
 unit: ## Unit tests only (fast: no control plane, no Helm; chart tests run in make test)
 	go test -race -count=1 ./...

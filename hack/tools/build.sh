@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: hack/tools/build.sh <helm|dockerfile-lint>
+# Usage: hack/tools/build.sh <helm|dockerfile-lint|staticcheck>
 #
 # Builds one pinned tool from this module (versions in hack/tools/go.mod) into
 # a cache outside the repository, keyed by the tool's version, and prints the
@@ -26,13 +26,18 @@ helm)
 		ldflags+=" -X $p.k8sVersionMajor=$k8s_major -X $p.k8sVersionMinor=$k8s_minor"
 	done
 	;;
+staticcheck)
+	version="$(modversion honnef.co/go/tools)"
+	pkg=honnef.co/go/tools/cmd/staticcheck
+	ldflags="-s -w"
+	;;
 dockerfile-lint)
 	version="$(modversion github.com/moby/buildkit)"
 	pkg=./dockerfile-lint
 	ldflags="-s -w"
 	;;
 *)
-	echo "usage: $0 <helm|dockerfile-lint>" >&2
+	echo "usage: $0 <helm|dockerfile-lint|staticcheck>" >&2
 	exit 2
 	;;
 esac

@@ -104,6 +104,7 @@ func (c clocks) received(md middleware.Metadata) (time.Time, time.Duration) {
 // answers one entry per ID whose proxyEndpoint is that registry's host, in
 // the right partition's domain, so that no host has to be built here.
 func fetch(ctx context.Context, api API, registryIDs []string, clk clocks) (registry.Credentials, error) {
+	//lint:ignore SA1019 deliberate: see the doc comment above (one proxyEndpoint per registry ID).
 	out, err := api.GetAuthorizationToken(ctx, &ecr.GetAuthorizationTokenInput{RegistryIds: registryIDs})
 	if err != nil {
 		return registry.Credentials{}, fmt.Errorf("get ecr authorization token: %w", err)

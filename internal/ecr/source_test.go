@@ -1,5 +1,7 @@
 package ecr
 
+//lint:file-ignore SA1019 RegistryIds is sent on purpose (see ecr.fetch), so the tests check it.
+
 import (
 	"context"
 	"encoding/base64"

@@ -193,16 +193,12 @@ func withResourceVersions(client *fake.Clientset) *fake.Clientset {
 	var rv atomic.Int64
 	rv.Store(1000)
 	client.PrependReactor("*", "*", func(a k8stesting.Action) (bool, k8sruntime.Object, error) {
-		var obj k8sruntime.Object
-		switch a := a.(type) {
-		case k8stesting.CreateAction:
-			obj = a.GetObject()
-		case k8stesting.UpdateAction:
-			obj = a.GetObject()
-		default:
+		// Creates and updates carry the object (both action types match).
+		w, ok := a.(interface{ GetObject() k8sruntime.Object })
+		if !ok {
 			return false, nil, nil
 		}
-		if m, err := meta.Accessor(obj); err == nil {
+		if m, err := meta.Accessor(w.GetObject()); err == nil {
 			m.SetResourceVersion(strconv.FormatInt(rv.Add(1), 10))
 		}
 		return false, nil, nil
