@@ -6,11 +6,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -155,5 +157,60 @@ func TestProbesOfAFollower(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Errorf("run after cancel = %v, want nil", err)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		want    int
+		wantOut string
+	}{
+		{name: "--help exits 0", args: []string{"--help"}, want: ExitOK},
+		{name: "A bad setting exits 2 before anything is contacted, naming it", args: []string{"--workers=0", "--bogus"}, want: ExitConfigError, wantOut: "--workers"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("KUBE_ECR_REFRESHER_LOG_LEVEL", "error")
+			contacted := false
+			d := deps{
+				kube: func(config.Config) (kubernetes.Interface, error) {
+					contacted = true
+					return fake.NewClientset(), nil
+				},
+				tokens: fakeTokens{},
+			}
+			var out strings.Builder
+			err := run(t.Context(), "test", tt.args, &out, d)
+			if got := ExitCode(err, &out); got != tt.want {
+				t.Errorf("exit code %d, want %d (err %v)", got, tt.want, err)
+			}
+			if contacted {
+				t.Error("the Kubernetes client was built")
+			}
+			if !strings.Contains(out.String(), tt.wantOut) {
+				t.Errorf("output lacks %q:\n%s", tt.wantOut, out.String())
+			}
+		})
+	}
+}
+
+// --once with leader election off does one pass over the fake cluster and
+// exits 0 when every namespace is served.
+func TestOnceMode(t *testing.T) {
+	t.Setenv("KUBE_ECR_REFRESHER_LOG_LEVEL", "error")
+	client := fake.NewClientset(
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a"}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "default"}},
+	)
+	d := deps{kube: func(config.Config) (kubernetes.Interface, error) { return client, nil }, tokens: fakeTokens{}}
+	err := run(t.Context(), "test", []string{"--once", "--leader-elect=false", "--health-addr="}, io.Discard, d)
+	if code := ExitCode(err, io.Discard); code != ExitOK {
+		t.Fatalf("--once exit code %d (%v), want 0", code, err)
+	}
+	sa, err := client.CoreV1().ServiceAccounts("a").Get(t.Context(), "default", metav1.GetOptions{})
+	if err != nil || len(sa.ImagePullSecrets) != 1 {
+		t.Errorf("default ServiceAccount after --once: %v, %v; want our entry", sa, err)
 	}
 }
