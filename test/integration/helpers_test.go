@@ -134,18 +134,20 @@ func (p *proc) Logs() string {
 // start runs the binary with the base environment plus extraEnv and args.
 func (e *env) start(name string, extraEnv []string, args ...string) *proc {
 	e.t.Helper()
-	p, err := e.launch(name, append(e.baseEnv(), extraEnv...), args...)
+	return e.startWith(name, append(e.baseEnv(), extraEnv...), args...)
+}
+
+// startWith runs the binary with exactly the environment env and args, and
+// stops it (SIGTERM, SIGKILL after 20 s) when the test ends, checking that
+// its logs hold no secret.
+func (e *env) startWith(name string, env []string, args ...string) *proc {
+	e.t.Helper()
+	p, err := e.launch(name, env, args...)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() {
-		p.signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(20 * time.Second):
-			p.signal(syscall.SIGKILL)
-			<-p.done
-		}
+		_, _ = p.child.Stop(20 * time.Second)
 		e.checkNoSecretsInLogs(p)
 		if e.t.Failed() {
 			e.t.Logf("logs of %s:\n%s", p.name, p.Logs())

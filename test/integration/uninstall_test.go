@@ -244,24 +244,7 @@ func hookDeadline(job *batchv1.Job) time.Duration {
 // runOnce runs a container process of a Job's Pod (restartPolicy Never).
 func (e *env) runOnce(name string, env, args []string) *proc {
 	e.t.Helper()
-	p, err := e.launch(name, env, args...)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() {
-		p.signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(20 * time.Second):
-			p.signal(syscall.SIGKILL)
-			<-p.done
-		}
-		e.checkNoSecretsInLogs(p)
-		if e.t.Failed() {
-			e.t.Logf("logs of %s:\n%s", p.name, p.Logs())
-		}
-	})
-	return p
+	return e.startWith(name, env, args...)
 }
 
 // pod runs a container process the way the kubelet runs a Deployment's Pod
