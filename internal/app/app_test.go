@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -204,6 +206,17 @@ func TestOnceMode(t *testing.T) {
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "a"}},
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "default"}},
 	)
+	// Stamp resourceVersions as the API server does: the pass's verdict reads
+	// the caches, whose overlay of our writes compares them.
+	var rv atomic.Int64
+	client.PrependReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if w, ok := a.(interface{ GetObject() runtime.Object }); ok {
+			if m, err := meta.Accessor(w.GetObject()); err == nil {
+				m.SetResourceVersion(strconv.FormatInt(rv.Add(1)+1000, 10))
+			}
+		}
+		return false, nil, nil
+	})
 	d := deps{kube: func(config.Config) (kubernetes.Interface, error) { return client, nil }, tokens: fakeTokens{}}
 	err := run(t.Context(), "test", []string{"--once", "--leader-elect=false", "--health-addr="}, io.Discard, d)
 	if code := ExitCode(err, io.Discard); code != ExitOK {
