@@ -240,16 +240,12 @@ func run(ctx context.Context, version string, args []string, stderr io.Writer, d
 
 // ecrTokens builds the ECR token source from the configuration.
 func ecrTokens(ctx context.Context, cfg config.Config, m *metrics.Metrics) (refresher.TokenSource, error) {
-	regs, err := config.ParseRegistries(cfg.Registries) // validated by Load
-	if err != nil {
-		return nil, ConfigError{err}
-	}
 	var wrap func(ecr.API) ecr.API
 	if m != nil {
 		wrap = m.InstrumentECR
 	}
 	src, err := ecr.NewSource(ctx, ecr.SourceOptions{
-		Registries: regs,
+		Registries: cfg.RegistryList,
 		ExtraHosts: cfg.ExtraRegistryHosts,
 		Public:     cfg.ECRPublic,
 		Timeout:    cfg.ECRTimeout,

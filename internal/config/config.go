@@ -22,7 +22,11 @@
 // close (a typo, a flag name used as a variable or the other way round).
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
+)
 
 // Prefix is the prefix of every environment variable the controller reads.
 const Prefix = "KUBE_ECR_REFRESHER"
@@ -111,4 +115,6 @@ type Config struct {
 	// LeaseNamespace from them.
 	PodName      string `ignored:"true"`
 	PodNamespace string `ignored:"true"`
+	// RegistryList is Registries parsed, filled by Load once they are valid.
+	RegistryList []registry.Registry `ignored:"true"`
 }

@@ -102,6 +102,10 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 	if len(errs) > 0 {
 		return Config{}, errors.Join(errs...)
 	}
+	// Valid by now: parsed once, here, for the rest to use as it is.
+	if cfg.RegistryList, err = ParseRegistries(cfg.Registries); err != nil {
+		return Config{}, err
+	}
 	return cfg, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 )
 
 // defaultConfig is what Load returns when nothing is set.
@@ -505,6 +506,7 @@ func TestEverySettingHasAFlagAndAVariable(t *testing.T) {
 		ExcludeNamespaces:        []string{"kube-*", "ns-9"},
 		NamespaceSelector:        "env=prod",
 		Registries:               []string{"111111111111:eu-west-1"},
+		RegistryList:             []registry.Registry{{AccountID: "111111111111", Region: "eu-west-1"}},
 		ExtraRegistryHosts:       []string{"222222222222.dkr.ecr.eu-west-1.amazonaws.com"},
 		ECRPublic:                true,
 		MetricsAddr:              "127.0.0.1:9001",

@@ -36,7 +36,7 @@ func (c *Controller) RunOnce(ctx context.Context) error {
 	c.opts.Observer.Leading(true)
 	defer c.opts.Observer.Leading(false)
 
-	backoff := c.opts.RetryInitial
+	backoff := c.newBackoff()
 	var partial error
 	for attempt := 1; ; attempt++ {
 		delay, err := c.refreshOnce(ctx, &backoff)

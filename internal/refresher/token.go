@@ -3,6 +3,7 @@ package refresher
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 // until the token is due (never less than MinRefreshInterval); after a failed
 // fetch it keeps the current token and retries with capped, jittered backoff.
 func (c *Controller) tokenLoop(ctx context.Context) {
-	backoff := c.opts.RetryInitial
+	backoff := c.newBackoff()
 	for {
 		wait, _ := c.refreshOnce(ctx, &backoff)
 		if ctx.Err() != nil {
@@ -35,7 +36,7 @@ func (c *Controller) tokenLoop(ctx context.Context) {
 
 // refreshOnce does one fetch and returns how long to wait for the next, and
 // the fetch error.
-func (c *Controller) refreshOnce(ctx context.Context, backoff *time.Duration) (time.Duration, error) {
+func (c *Controller) refreshOnce(ctx context.Context, backoff *wait.Backoff) (time.Duration, error) {
 	start := c.clock.Now()
 	tok, err := c.tokens.Fetch(ctx)
 	// Some registries failed, the others answered: the token holds the fresh
@@ -91,7 +92,7 @@ func (c *Controller) refreshOnce(ctx context.Context, backoff *time.Duration) (t
 				c.opts.Events.RefreshRecovered()
 			}
 		}
-		*backoff = c.opts.RetryInitial
+		*backoff = c.newBackoff()
 	}
 	now := c.clock.Now()
 	c.noteToken(tok)
@@ -152,12 +153,16 @@ func (c *Controller) setFailing(err error) {
 	}
 }
 
-// nextRetry is the delay before retrying a failed fetch: jittered, never
-// beyond RetryMax (the longest retry delay); it doubles the backoff.
-func (c *Controller) nextRetry(backoff *time.Duration) time.Duration {
-	delay := min(wait.Jitter(*backoff, 0.2), c.opts.RetryMax)
-	*backoff = min(*backoff*2, c.opts.RetryMax)
-	return delay
+// newBackoff is the retry schedule after failed fetches: RetryInitial,
+// doubling, jittered by up to 20 %, capped at RetryMax.
+func (c *Controller) newBackoff() wait.Backoff {
+	return wait.Backoff{Duration: c.opts.RetryInitial, Factor: 2, Jitter: 0.2, Cap: c.opts.RetryMax, Steps: math.MaxInt32}
+}
+
+// nextRetry is the delay before retrying a failed fetch: the backoff's next
+// step, never beyond RetryMax (the longest retry delay, jitter included).
+func (c *Controller) nextRetry(backoff *wait.Backoff) time.Duration {
+	return min(backoff.Step(), c.opts.RetryMax)
 }
 
 // noteToken reports what is odd about a fresh token: a clock that differs

@@ -117,7 +117,7 @@ func TestRefreshOnce(t *testing.T) {
 				e.setPayload(t, previous)
 			}
 			e.tokens.set(tt.next)
-			backoff := e.c.opts.RetryInitial
+			backoff := e.c.newBackoff()
 
 			got, err := e.c.refreshOnce(t.Context(), &backoff)
 			if (err != nil) != tt.wantErr {
@@ -150,7 +150,7 @@ func TestRefreshOnceWithSomeRegistriesFailing(t *testing.T) {
 	e.tokens.set(func(_ int, now time.Time) (registry.Credentials, error) {
 		return token(now, 12*time.Hour, "pw-1"), &ecr.PartialError{Failed: failed, Err: errors.New("AccessDeniedException")}
 	})
-	backoff := e.c.opts.RetryInitial
+	backoff := e.c.newBackoff()
 	wait, err := e.c.refreshOnce(t.Context(), &backoff)
 	if !errors.Is(err, ecr.ErrPartial) {
 		t.Errorf("refreshOnce error = %v, want ecr.ErrPartial", err)
@@ -187,7 +187,7 @@ func TestRefreshOnceBackoff(t *testing.T) {
 	e := newEnv(t, testOptions())
 	e.tokens.set(failingTokens(errors.New("ThrottlingException")))
 	opts := e.c.opts
-	backoff := opts.RetryInitial
+	backoff := e.c.newBackoff()
 
 	// Jitter is random: many rounds make a delay beyond RetryMax show.
 	base := opts.RetryInitial
@@ -210,8 +210,8 @@ func TestRefreshOnceBackoff(t *testing.T) {
 	if got, err := e.c.refreshOnce(t.Context(), &backoff); err != nil || got != 6*time.Hour {
 		t.Errorf("after recovery refreshOnce = (%s, %v), want (6h, nil)", got, err)
 	}
-	if backoff != opts.RetryInitial {
-		t.Errorf("backoff after a success = %s, want it reset to %s", backoff, opts.RetryInitial)
+	if backoff.Duration != opts.RetryInitial {
+		t.Errorf("backoff after a success = %s, want it reset to %s", backoff.Duration, opts.RetryInitial)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/config"
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 )
 
 // envTags returns the envconfig tags of config.Config's fields.
@@ -161,6 +162,10 @@ func TestRenderedEnvParses(t *testing.T) {
 		Registries: []string{
 			"123456789012:eu-west-1",
 			"210987654321:eu-west-1:arn:aws:iam::210987654321:role/ecr-read",
+		},
+		RegistryList: []registry.Registry{
+			{AccountID: "123456789012", Region: "eu-west-1"},
+			{AccountID: "210987654321", Region: "eu-west-1", RoleARN: "arn:aws:iam::210987654321:role/ecr-read"},
 		},
 		ExtraRegistryHosts:       []string{"123456789012.dkr-ecr.eu-west-1.on.aws"},
 		ECRPublic:                true,
