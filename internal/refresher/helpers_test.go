@@ -462,12 +462,16 @@ func (r *recordingEvents) RefreshFailed(error)                           { r.add
 func (r *recordingEvents) RefreshRecovered()                             { r.add("RefreshRecovered") }
 func (r *recordingEvents) TokenExpired(time.Duration)                    { r.add("TokenExpired") }
 
-// recordingObserver records the registries reported failing.
+// recordingObserver records the registries reported failing and counts
+// expired tokens.
 type recordingObserver struct {
 	NopObserver
-	mu     sync.Mutex
-	failed []string
+	mu      sync.Mutex
+	failed  []string
+	expired atomic.Int64
 }
+
+func (o *recordingObserver) ExpiredTokenFetched() { o.expired.Add(1) }
 
 func (o *recordingObserver) RegistryFailed(r string) {
 	o.mu.Lock()

@@ -269,3 +269,29 @@ func TestKeepCurrent(t *testing.T) {
 		})
 	}
 }
+
+// A token already expired by ECR's own clock is reported: a Warning log, a
+// TokenAlreadyExpired Event and the expired_tokens_total metric.
+func TestExpiredTokenIsReported(t *testing.T) {
+	opts := testOptions()
+	obs := &recordingObserver{}
+	events := &recordingEvents{}
+	opts.Observer, opts.Events = obs, events
+	e := newEnv(t, opts)
+	e.tokens.set(func(_ int, now time.Time) (registry.Credentials, error) {
+		return token(now, -time.Minute, "pw-1"), nil
+	})
+	backoff := e.c.newBackoff()
+	if _, err := e.c.refreshOnce(t.Context(), &backoff); err != nil {
+		t.Fatalf("refreshOnce: %v", err)
+	}
+	if got := events.count("TokenExpired"); got != 1 {
+		t.Errorf("TokenAlreadyExpired Events = %d, want 1", got)
+	}
+	if got := obs.expired.Load(); got != 1 {
+		t.Errorf("expired tokens observed = %d, want 1", got)
+	}
+	if !strings.Contains(e.logs.String(), `"level":"WARN","msg":"ecr returned a token already expired by its own clock`) {
+		t.Errorf("no warning logged:\n%s", e.logs.String())
+	}
+}
