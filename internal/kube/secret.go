@@ -158,7 +158,7 @@ func PlanSecret(cached *corev1.Secret, p *Payload, now time.Time, fraction float
 	}
 	expires, fetched, broken := intact(cached)
 	if broken != "" {
-		if !now.Before(p.Token.ExpiresAt) && claimsValid(cached, now) {
+		if !now.Before(p.Token.ExpiresAt) && now.Before(expires) {
 			// Never an expired token over a Secret that may still work
 			// (a Secret of 0.1 has no seal): repaired with the next valid one.
 			return SecretPlan{Action: SecretUpToDate, Reason: broken + ", kept until a valid token"}
@@ -187,34 +187,29 @@ func PlanSecret(cached *corev1.Secret, p *Payload, now time.Time, fraction float
 	return SecretPlan{Action: SecretUpToDate, Reason: "valid until refresh", RecheckAt: RefreshAt(fetched, expires, fraction)}
 }
 
-// claimsValid reports whether a Secret of ours holds data that parses and an
-// expiry annotation still in the future, whatever its seal says.
-func claimsValid(cached *corev1.Secret, now time.Time) bool {
-	if hosts, ok := cached.Annotations[cacheHostsAnnotation]; !ok || hosts == cacheInvalidHosts || cached.Annotations[cacheDigestAnnotation] == "!keys" {
-		return false
-	}
-	expires, err := time.Parse(time.RFC3339, cached.Annotations[ExpiresAtAnnotation])
-	return err == nil && now.Before(expires)
-}
-
 // intact checks a cached Secret of ours of the right type: its data parses,
 // and its seal matches its data and annotations. It returns the token's
-// expiry and fetch time, or why the Secret is broken.
+// expiry and fetch time, or why the Secret is broken; the expiry is returned
+// with a broken fetch time or seal too, whenever the data parses and the
+// expiry annotation does (the Secret may still work).
 func intact(cached *corev1.Secret) (expires, fetched time.Time, broken string) {
 	ann := cached.Annotations
 	if hosts, ok := ann[cacheHostsAnnotation]; !ok || hosts == cacheInvalidHosts {
 		return time.Time{}, time.Time{}, "malformed data"
 	}
-	expires, err1 := time.Parse(time.RFC3339, ann[ExpiresAtAnnotation])
-	fetched, err2 := time.Parse(time.RFC3339, ann[FetchedAtAnnotation])
-	if err1 != nil || err2 != nil {
-		return time.Time{}, time.Time{}, "missing or malformed expiry annotations"
-	}
 	if ann[cacheDigestAnnotation] == "!keys" {
 		return time.Time{}, time.Time{}, "unexpected data keys"
 	}
+	expires, err := time.Parse(time.RFC3339, ann[ExpiresAtAnnotation])
+	if err != nil {
+		return time.Time{}, time.Time{}, "missing or malformed expiry annotations"
+	}
+	fetched, err = time.Parse(time.RFC3339, ann[FetchedAtAnnotation])
+	if err != nil {
+		return expires, time.Time{}, "missing or malformed expiry annotations"
+	}
 	if ann[ChecksumAnnotation] != Checksum(ann[cacheDigestAnnotation], ann[ExpiresAtAnnotation], ann[FetchedAtAnnotation], ann[RegistriesAnnotation]) {
-		return time.Time{}, time.Time{}, "data or annotations changed by someone else"
+		return expires, fetched, "data or annotations changed by someone else"
 	}
 	return expires, fetched, ""
 }
