@@ -278,3 +278,31 @@ func sortStrings(s []string) []string {
 	slices.Sort(s)
 	return s
 }
+
+// Every kind of malformed 200 the local endpoint gives (truncated JSON, no
+// authorization data, a token that is not base64, one without user:password,
+// no expiry) is an error, and none yields credentials.
+func TestSourceRejectsEveryMalformedAnswer(t *testing.T) {
+	srv := fakeecr.New(fakeecr.WithFailure(fakeecr.FailureMalformed))
+	t.Cleanup(srv.Close)
+	setAWSEnv(t, srv.URL)
+	src, err := ecr.NewSource(t.Context(), ecr.SourceOptions{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("NewSource: %v", err)
+	}
+	for i := range 5 {
+		creds, err := src.Fetch(t.Context())
+		if err == nil {
+			t.Errorf("malformed answer %d: Fetch returned %v and no error", i, creds)
+			continue
+		}
+		if strings.Contains(err.Error(), "never-usable") || strings.Contains(err.Error(), "QVdTOn") {
+			t.Errorf("malformed answer %d: error %q shows the token", i, err)
+		}
+	}
+	for _, a := range srv.Answers() {
+		if !a.Malformed || a.Password != "" {
+			t.Errorf("answer %+v: want a malformed answer that issued nothing", a)
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -363,6 +364,7 @@ func (cp *ControlPlane) launch(ctx context.Context, name string, prepare func() 
 		if err != nil {
 			return err
 		}
+		p.args, p.ready = args, ready
 		err = waitReady(ctx, p, ready)
 		if err == nil {
 			cp.procs = append(cp.procs, p)
@@ -401,6 +403,54 @@ func waitReady(ctx context.Context, p *process, ready func(context.Context) erro
 		case <-tick.C:
 		}
 	}
+}
+
+// Component names, for Restart.
+const (
+	Etcd                  = "etcd"
+	APIServer             = "kube-apiserver"
+	ControllerManager     = "kube-controller-manager"
+	restartStopGrace      = 10 * time.Second
+	defaultRestartTimeout = 2 * time.Minute
+)
+
+// Restart stops one component (SIGTERM, then SIGKILL after a grace period)
+// and starts it again with the same arguments, on the same ports and, for
+// etcd, the same data directory, as a rolling upgrade or a node reboot
+// would; it returns once the component is ready again. Clients keep their
+// address. Restart is not safe to call concurrently with Stop or itself.
+func (cp *ControlPlane) Restart(ctx context.Context, component string) error {
+	i := slices.IndexFunc(cp.procs, func(p *process) bool { return p.name == component })
+	if i < 0 {
+		return fmt.Errorf("restart %s: not running", component)
+	}
+	old := cp.procs[i]
+	if err := old.stop(restartStopGrace); err != nil {
+		return fmt.Errorf("restart %s: %w", component, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, defaultRestartTimeout)
+	defer cancel()
+	p, err := startProcess(component, old.logPath, filepath.Join(cp.binDir, component), old.args)
+	if err != nil {
+		return fmt.Errorf("restart %s: %w", component, err)
+	}
+	p.args, p.ready = old.args, old.ready
+	cp.procs[i] = p // Stop ends it, ready or not
+	if err := waitReady(ctx, p, p.ready); err != nil {
+		return fmt.Errorf("restart %s: %w", component, err)
+	}
+	cp.log.Info("restarted", "component", component, "pid", p.Pid())
+	return nil
+}
+
+// Pid is the process id of a running component, or 0.
+func (cp *ControlPlane) Pid(component string) int {
+	for _, p := range cp.procs {
+		if p.name == component && !p.Exited() {
+			return p.Pid()
+		}
+	}
+	return 0
 }
 
 // freePorts returns n distinct ports that were free on 127.0.0.1 a moment ago.
@@ -443,7 +493,7 @@ func (cp *ControlPlane) stop() error {
 }
 
 // auditPolicy records, at Metadata level and at ResponseComplete only, every
-// write to Secrets and ServiceAccounts; nothing else.
+// write to Secrets, ServiceAccounts and Leases; nothing else.
 const auditPolicy = `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: ["RequestReceived", "ResponseStarted", "Panic"]
@@ -453,13 +503,15 @@ rules:
   resources:
   - group: ""
     resources: ["secrets", "serviceaccounts"]
+  - group: "coordination.k8s.io"
+    resources: ["leases"]
 - level: None
 `
 
 const auditPolicyFile = "audit-policy.yaml"
 
 // AuditLog is the path of kube-apiserver's JSON audit log: one line per
-// write to a Secret or ServiceAccount, when the response was complete.
+// write to a Secret, ServiceAccount or Lease, when the response was complete.
 func (cp *ControlPlane) AuditLog() string { return cp.path("audit.log") }
 
 // URL is the kube-apiserver's address, https://127.0.0.1:<port>.
@@ -470,6 +522,17 @@ func (cp *ControlPlane) Dir() string { return cp.dir }
 
 // AdminKubeconfig is the path of a kubeconfig for a user in system:masters.
 func (cp *ControlPlane) AdminKubeconfig() string { return cp.path(adminKubecfg) }
+
+// WriteAdminKubeconfig writes a kubeconfig for the admin user that reaches
+// the API server through server (a proxy in front of it, say: the serving
+// certificate is for 127.0.0.1, any port) and returns its path in Dir.
+func (cp *ControlPlane) WriteAdminKubeconfig(name, server string) (string, error) {
+	path := cp.path(name)
+	if err := writeKubeconfig(path, server, cp.caPEM, adminUser, cp.adminToken, ""); err != nil {
+		return "", fmt.Errorf("write kubeconfig %s: %w", name, err)
+	}
+	return path, nil
+}
 
 // RESTConfig returns a new admin client configuration that trusts only the
 // control plane's CA, with QPS and Burst high enough not to slow tests.

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,9 @@ type process struct {
 	name     string
 	logPath  string
 	logStart int64 // where this run's output starts in the log file
+
+	args  []string                        // as started, for Restart
+	ready func(ctx context.Context) error // the readiness check, for Restart
 }
 
 // startProcess starts bin (see proc.Start) with stdout and stderr appended

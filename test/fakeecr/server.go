@@ -70,6 +70,10 @@ const (
 	// FailureTimeout never answers: the request hangs until the client gives
 	// up or the server closes.
 	FailureTimeout
+	// FailureMalformed answers HTTP 200 with a body no client can use, a
+	// different flaw each time: truncated JSON, no authorizationData, a token
+	// that is not base64, a token without "user:password", no expiresAt.
+	FailureMalformed
 )
 
 var failureNames = [...]string{
@@ -78,6 +82,7 @@ var failureNames = [...]string{
 	FailureThrottling:   "throttling",
 	FailureAccessDenied: "access-denied",
 	FailureTimeout:      "timeout",
+	FailureMalformed:    "malformed",
 }
 
 // String returns the mode's name as ParseFailure accepts it.
@@ -89,7 +94,7 @@ func (f Failure) String() string {
 }
 
 // ParseFailure parses a mode name: none, server-error, throttling,
-// access-denied or timeout.
+// access-denied, timeout or malformed.
 func ParseFailure(s string) (Failure, error) {
 	for f, name := range failureNames {
 		if s == name {
@@ -129,6 +134,28 @@ type Request struct {
 	// RegistryIDs is the registryIds member of the input, if any.
 	RegistryIDs []string
 }
+
+// Answer records how the server answered one API request, for checkers
+// that need to know when each token was issued and when it expires.
+type Answer struct {
+	// Time is when the request arrived, on the local clock.
+	Time time.Time
+	// AccessKeyID is the access key of the request's SigV4 credential scope.
+	AccessKeyID string
+	// Status is the HTTP status answered; 0 while unanswered, or when the
+	// request was abandoned (a timeout, or the client gave up).
+	Status int
+	// Malformed is true when the answer was a malformed 200.
+	Malformed bool
+	// Password is the password of the token issued, if one was.
+	Password string
+	// ExpiresAt is when the issued token expires on the local clock (the
+	// server's expiresAt minus its clock skew); zero when none was issued.
+	ExpiresAt time.Time
+}
+
+// OK reports whether the answer carried a usable token.
+func (a Answer) OK() bool { return a.Status == http.StatusOK && !a.Malformed }
 
 // Option configures a Server at start.
 type Option func(*Server)
@@ -189,6 +216,8 @@ type Server struct {
 	region    string
 	passwords []string
 	requests  []Request
+	answers   []Answer
+	malformed int // how many malformed answers were given, to vary the flaw
 }
 
 // New starts a Server on a free port of 127.0.0.1 and panics if it cannot
@@ -307,6 +336,14 @@ func (s *Server) Requests() []Request {
 	return out
 }
 
+// Answers returns how every answered (or abandoned) API request was
+// answered, in the order the answers were given.
+func (s *Server) Answers() []Answer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Answer(nil), s.answers...)
+}
+
 type state struct {
 	lifetime, skew, latency time.Duration
 	failure                 Failure
@@ -361,6 +398,17 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, n int64) int {
 	s.mu.Lock()
 	s.requests = append(s.requests, req)
 	s.mu.Unlock()
+	ans := Answer{Time: time.Now(), AccessKeyID: req.AccessKeyID}
+	ans.Status = s.answer(w, r, st, req, in.RegistryIDs, readErr, parseErr, n, &ans)
+	s.mu.Lock()
+	s.answers = append(s.answers, ans)
+	s.mu.Unlock()
+	return ans.Status
+}
+
+// answer serves one request; what it issued goes into ans.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, st state, req Request, registryIDs []string, readErr, parseErr error, n int64, ans *Answer) int {
+	in := struct{ RegistryIDs []string }{registryIDs}
 
 	if st.latency > 0 {
 		t := time.NewTimer(st.latency)
@@ -405,6 +453,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, n int64) int {
 		case <-s.done:
 		}
 		return abandoned
+	case FailureMalformed:
+		s.mu.Lock()
+		k := s.malformed
+		s.malformed++
+		s.mu.Unlock()
+		ans.Malformed = true
+		return writeMalformed(w, k, s.now().Add(st.skew))
 	}
 
 	if len(in.RegistryIDs) > MaxRegistryIDs {
@@ -423,9 +478,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, n int64) int {
 	s.mu.Unlock()
 	token := base64.StdEncoding.EncodeToString([]byte("AWS:" + password))
 	// The server's clock: one reading dates the answer and the token.
-	serverNow := s.now().Add(st.skew)
+	now := s.now()
+	serverNow := now.Add(st.skew)
 	w.Header().Set("Date", httpDate(serverNow))
 	expiresAt := epochSeconds(serverNow.Add(st.lifetime))
+	ans.Password, ans.ExpiresAt = password, now.Add(st.lifetime)
 
 	if req.Target == TargetPublicGetAuthorizationToken {
 		return writeJSON(w, http.StatusOK, map[string]any{
@@ -452,6 +509,33 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, n int64) int {
 		})
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"authorizationData": data})
+}
+
+// writeMalformed answers 200 with the k-th kind of unusable body.
+func writeMalformed(w http.ResponseWriter, k int, serverNow time.Time) int {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("X-Amzn-RequestId", rand.Text())
+	w.Header().Set("Date", httpDate(serverNow))
+	w.WriteHeader(http.StatusOK)
+	exp := epochSeconds(serverNow.Add(DefaultLifetime))
+	ep := "https://" + DefaultAccount + ".dkr.ecr." + DefaultRegion + ".amazonaws.com"
+	var body string
+	switch k % 5 {
+	case 0:
+		body = `{"authorizationData":[{"authorizationToken":"QVdTOn`
+	case 1:
+		body = `{"authorizationData":[]}`
+	case 2:
+		body = fmt.Sprintf(`{"authorizationData":[{"authorizationToken":"not base64!","expiresAt":%v,"proxyEndpoint":%q}]}`, exp, ep)
+	case 3:
+		tok := base64.StdEncoding.EncodeToString([]byte("no-colon-here"))
+		body = fmt.Sprintf(`{"authorizationData":[{"authorizationToken":%q,"expiresAt":%v,"proxyEndpoint":%q}]}`, tok, exp, ep)
+	default:
+		tok := base64.StdEncoding.EncodeToString([]byte("AWS:never-usable"))
+		body = fmt.Sprintf(`{"authorizationData":[{"authorizationToken":%q,"proxyEndpoint":%q}]}`, tok, ep)
+	}
+	_, _ = w.Write([]byte(body))
+	return http.StatusOK
 }
 
 type authData struct {

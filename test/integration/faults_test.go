@@ -256,7 +256,7 @@ type auditWrite struct {
 	Done     metav1.MicroTime `json:"stageTimestamp"`
 }
 
-// auditWrites returns every audited write made with a user agent that names
+// auditWrites returns every audited Secret and ServiceAccount write made with a user agent that names
 // one of the identities (kube-ecr-refresher/VERSION (IDENTITY)), by identity.
 func auditWrites(t *testing.T, identities []string) map[string][]auditWrite {
 	t.Helper()
@@ -269,8 +269,8 @@ func auditWrites(t *testing.T, identities []string) map[string][]auditWrite {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		var w auditWrite
-		if json.Unmarshal(sc.Bytes(), &w) != nil {
-			continue
+		if json.Unmarshal(sc.Bytes(), &w) != nil || (w.ObjectRef.Resource != "secrets" && w.ObjectRef.Resource != "serviceaccounts") {
+			continue // Lease renewals are audited too
 		}
 		for _, id := range identities {
 			if strings.HasPrefix(w.UserAgent, "kube-ecr-refresher/") && strings.HasSuffix(w.UserAgent, " ("+id+")") {
