@@ -8,7 +8,7 @@ LDFLAGS = -s -w -X main.version=$(VERSION)
 TEST_TIMEOUT ?= 45m
 
 .DEFAULT_GOAL := help
-.PHONY: help build test unit lint controlplane tools bench demo clean
+.PHONY: help build test unit lint controlplane tools bench demo chaos fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)

@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/test/fakeecr"
+)
+
+// auditEvent is one line of kube-apiserver's JSON audit log.
+type auditEvent struct {
+	UserAgent string `json:"userAgent"`
+	Verb      string `json:"verb"`
+	ObjectRef struct {
+		Resource  string `json:"resource"`
+		Namespace string `json:"namespace"`
+		Name      string `json:"name"`
+	} `json:"objectRef"`
+	ResponseStatus struct {
+		Code int `json:"code"`
+	} `json:"responseStatus"`
+	Received metav1.MicroTime `json:"requestReceivedTimestamp"`
+	Done     metav1.MicroTime `json:"stageTimestamp"`
+}
+
+// write is one write a controller replica made, from the audit log.
+type write struct {
+	identity  string
+	resource  string // secrets, serviceaccounts, leases
+	verb      string
+	namespace string
+	name      string
+	code      int
+	received  time.Time
+	done      time.Time
+}
+
+func (w write) ok() bool { return w.code >= 200 && w.code < 300 }
+
+// controllerIdentity returns the identity a controller user agent names
+// (kube-ecr-refresher/VERSION (IDENTITY)), or "".
+func controllerIdentity(ua string) string {
+	if !strings.HasPrefix(ua, "kube-ecr-refresher/") {
+		return ""
+	}
+	i, j := strings.LastIndex(ua, " ("), strings.LastIndex(ua, ")")
+	if i < 0 || j < i {
+		return ""
+	}
+	return ua[i+2 : j]
+}
+
+// parseAudit returns every write by a controller replica, in log order.
+func parseAudit(r io.Reader) ([]write, error) {
+	var out []write
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var e auditEvent
+		if json.Unmarshal(sc.Bytes(), &e) != nil {
+			continue
+		}
+		id := controllerIdentity(e.UserAgent)
+		if id == "" {
+			continue
+		}
+		out = append(out, write{identity: id, resource: e.ObjectRef.Resource, verb: e.Verb,
+			namespace: e.ObjectRef.Namespace, name: e.ObjectRef.Name, code: e.ResponseStatus.Code,
+			received: e.Received.Time, done: e.Done.Time})
+	}
+	return out, sc.Err()
+}
+
+// checkOneWriter is invariant 4: the Secret and ServiceAccount writes of
+// the replicas, in the order they reached the API server, never interleave
+// (each replica's [first received, last done] is apart from every other's),
+// and no replica writes after another acquired the Lease.
+func checkOneWriter(writes []write, leaseName string) []Violation {
+	type term struct {
+		id          string
+		first, last time.Time
+		acquired    time.Time // first successful Lease write: the acquisition
+	}
+	terms := map[string]*term{}
+	get := func(id string) *term {
+		if terms[id] == nil {
+			terms[id] = &term{id: id}
+		}
+		return terms[id]
+	}
+	for _, w := range writes {
+		t := get(w.identity)
+		if w.resource == "leases" {
+			if w.name == leaseName && w.ok() && t.acquired.IsZero() {
+				t.acquired = w.done
+			}
+			continue
+		}
+		if t.first.IsZero() || w.received.Before(t.first) {
+			t.first = w.received
+		}
+		if w.done.After(t.last) {
+			t.last = w.done
+		}
+	}
+	var out []Violation
+	var ts []*term
+	for _, t := range terms {
+		if !t.first.IsZero() {
+			ts = append(ts, t)
+		}
+	}
+	slices.SortFunc(ts, func(a, b *term) int { return a.first.Compare(b.first) })
+	for i := 1; i < len(ts); i++ {
+		prev, cur := ts[i-1], ts[i]
+		if !prev.last.Before(cur.first) {
+			out = append(out, Violation{Invariant: InvOneWriter, Time: cur.first,
+				Detail: fmt.Sprintf("%s's writes run until %s, after %s's first write at %s",
+					prev.id, prev.last.Format(time.RFC3339Nano), cur.id, cur.first.Format(time.RFC3339Nano))})
+		}
+	}
+	// No write after the Lease was taken by another replica.
+	var acq []*term
+	for _, t := range terms {
+		if !t.acquired.IsZero() {
+			acq = append(acq, t)
+		}
+	}
+	slices.SortFunc(acq, func(a, b *term) int { return a.acquired.Compare(b.acquired) })
+	for _, w := range writes {
+		if w.resource == "leases" {
+			continue
+		}
+		mine := terms[w.identity].acquired
+		for _, t := range acq {
+			if t.id != w.identity && t.acquired.After(mine) && w.received.After(t.acquired) {
+				out = append(out, Violation{Invariant: InvOneWriter, Time: w.received, Namespace: w.namespace,
+					Detail: fmt.Sprintf("%s %s %s/%s at %s, after %s acquired the Lease at %s",
+						w.identity, w.verb, w.resource, w.namespace, w.received.Format(time.RFC3339Nano),
+						t.id, t.acquired.Format(time.RFC3339Nano))})
+				break
+			}
+		}
+	}
+	return out
+}
+
+// writeStats counts the controller's writes for the report.
+type writeStats struct {
+	SecretWrites         int `json:"secret_writes"`
+	ServiceAccountWrites int `json:"serviceaccount_writes"`
+	Failed               int `json:"failed"`
+	LeaseWrites          int `json:"lease_writes"`
+}
+
+func countWrites(writes []write) writeStats {
+	var s writeStats
+	for _, w := range writes {
+		switch {
+		case w.resource == "leases":
+			s.LeaseWrites++
+		case !w.ok():
+			s.Failed++
+		case w.resource == "secrets":
+			s.SecretWrites++
+		case w.resource == "serviceaccounts":
+			s.ServiceAccountWrites++
+		}
+	}
+	return s
+}
+
+// justifiedBy are the harness actions that call for a write of each kind.
+var justifiedBy = map[string][]nsEventKind{
+	"secrets":         {evCreated, evSecretDelete, evSecretEdit, evForeignOff, evUntarget, evRetarget},
+	"serviceaccounts": {evCreated, evEntryRemoved, evUntarget, evRetarget},
+}
+
+// dueSlack allows for the time between a token falling due and the write.
+const dueSlack = 2 * time.Second
+
+// eventSlack: the harness records an action just before its request; a
+// write of ours that lands in between may be followed by the repair.
+const eventSlack = 200 * time.Millisecond
+
+// checkWriteStorm is invariant 5 for writes: in each namespace, each
+// successful Secret or ServiceAccount write by the controller must follow
+// something that called for it since its previous write there: the harness
+// created the namespace or changed what we own in it, or (Secrets) the
+// token in place was due for refresh or expired.
+func checkWriteStorm(writes []write, w *world, fraction float64) []Violation {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	last := map[string]time.Time{}      // resource/namespace → previous write
+	used := map[string]map[int]bool{} // resource/namespace → events that justified a write
+	var out []Violation
+	for _, wr := range writes {
+		if wr.resource == "leases" || !wr.ok() {
+			continue
+		}
+		key := wr.resource + "/" + wr.namespace
+		prev := last[key]
+		last[key] = wr.received
+		st := w.ns[wr.namespace]
+		if st == nil {
+			continue // not a namespace of the run
+		}
+		justified := false
+		for i, ev := range st.events {
+			if used[key][i] || !ev.at.After(prev.Add(-eventSlack)) || ev.at.After(wr.received) || !slices.Contains(justifiedBy[wr.resource], ev.kind) {
+				continue
+			}
+			if used[key] == nil {
+				used[key] = map[int]bool{}
+			}
+			used[key][i] = true // one action calls for one write
+			justified = true
+			break
+		}
+		if !justified && wr.resource == "secrets" {
+			justified = secretDue(w.secretHist[wr.namespace], wr.received, fraction)
+		}
+		if !justified {
+			out = append(out, Violation{Invariant: InvNoStorm, Time: wr.received, Namespace: wr.namespace,
+				Detail: fmt.Sprintf("%s %s %s/%s with nothing calling for it since its previous write at %s",
+					wr.identity, wr.verb, wr.resource, wr.namespace, prev.Format(time.RFC3339Nano))})
+		}
+	}
+	return out
+}
+
+// secretDue reports whether the Secret in place just before t (from the
+// checker's watch) was missing, not ours, or held a token due for refresh
+// or expired at t.
+func secretDue(hist []secretVersion, t time.Time, fraction float64) bool {
+	var cur *secretVersion
+	for i := range hist {
+		if hist[i].seen.After(t) {
+			break
+		}
+		cur = &hist[i]
+	}
+	if cur == nil || !cur.ours || cur.expires.IsZero() || cur.fetched.IsZero() {
+		return true
+	}
+	life := cur.expires.Sub(cur.fetched)
+	due := cur.fetched.Add(time.Duration(float64(life) * (1 - fraction)))
+	return !t.Add(dueSlack).Before(due)
+}
+
+// ecrStats counts the ECR endpoint's answers for the report.
+type ecrStats struct {
+	Calls         int `json:"calls"`
+	Failed        int `json:"failed"`
+	Tokens        int `json:"tokens"`
+	ShortTokens   int `json:"short_tokens"`   // lifetime under 10 minutes
+	ExpiredTokens int `json:"expired_tokens"` // expired when issued
+}
+
+func countECR(answers []fakeecr.Answer) ecrStats {
+	var s ecrStats
+	for _, a := range answers {
+		s.Calls++
+		switch {
+		case !a.OK():
+			s.Failed++
+		case !a.ExpiresAt.After(a.Time):
+			s.Tokens++
+			s.ExpiredTokens++
+		case a.ExpiresAt.Sub(a.Time) < 10*time.Minute:
+			s.Tokens++
+			s.ShortTokens++
+		default:
+			s.Tokens++
+		}
+	}
+	return s
+}
+
+// checkECRStorm is invariant 5 for ECR calls: per process, the first call
+// is free, a call after a failed one is a retry, and a call after a
+// successful one must wait until the best token it holds is due for
+// refresh (or MIN_REFRESH_INTERVAL, whichever is later).
+func checkECRStorm(answers []fakeecr.Answer, fraction float64, minInterval time.Duration) []Violation {
+	byKey := map[string][]fakeecr.Answer{}
+	for _, a := range answers {
+		byKey[a.AccessKeyID] = append(byKey[a.AccessKeyID], a)
+	}
+	var out []Violation
+	for key, as := range byKey {
+		slices.SortFunc(as, func(a, b fakeecr.Answer) int { return a.Time.Compare(b.Time) })
+		var (
+			best      *fakeecr.Answer // the token with the latest expiry
+			lastOK    time.Time
+			prevError bool
+		)
+		for i := range as {
+			a := &as[i]
+			if i > 0 && !prevError && best != nil {
+				life := best.ExpiresAt.Sub(best.Time)
+				due := maxTime(best.Time.Add(time.Duration(float64(life)*(1-fraction))), lastOK.Add(minInterval))
+				if a.Time.Add(dueSlack).Before(due) {
+					out = append(out, Violation{Invariant: InvNoStorm, Time: a.Time,
+						Detail: fmt.Sprintf("ECR call by %s at %s, before its token was due at %s",
+							key, a.Time.Format(time.RFC3339Nano), due.Format(time.RFC3339Nano))})
+				}
+			}
+			prevError = !a.OK()
+			if a.OK() {
+				lastOK = a.Time
+				if best == nil || a.ExpiresAt.After(best.ExpiresAt) || !best.ExpiresAt.After(a.Time) {
+					best = a
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Violation) int { return a.Time.Compare(b.Time) })
+	return out
+}
