@@ -198,7 +198,7 @@ const eventSlack = 200 * time.Millisecond
 func checkWriteStorm(writes []write, w *world, fraction float64) []Violation {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	last := map[string]time.Time{}      // resource/namespace → previous write
+	last := map[string]time.Time{}    // resource/namespace → previous write
 	used := map[string]map[int]bool{} // resource/namespace → events that justified a write
 	var out []Violation
 	for _, wr := range writes {

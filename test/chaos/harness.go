@@ -143,7 +143,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		opts: opts, log: opts.Log, w: newWorld(opts.RepairBudget),
 		rng:  rand.New(rand.NewPCG(opts.Seed, opts.Seed+1)),
 		busy: map[string]bool{}, injected: map[string]int{}, skipped: map[string]int{},
-		env:  map[string]string{},
+		env: map[string]string{},
 	}
 	for k, v := range chaosSettings {
 		h.env[k] = v

@@ -7,30 +7,30 @@ import (
 
 // Fault kinds, as the report names them.
 const (
-	KillLeader       = "kill-leader"        // SIGKILL the leader
-	KillFollower     = "kill-follower"      // SIGKILL a follower
-	TermLeader       = "term-leader"        // SIGTERM the leader (graceful handover)
-	StopLeader       = "stop-leader"        // SIGSTOP the leader past its lease, then SIGCONT
+	KillLeader       = "kill-leader"         // SIGKILL the leader
+	KillFollower     = "kill-follower"       // SIGKILL a follower
+	TermLeader       = "term-leader"         // SIGTERM the leader (graceful handover)
+	StopLeader       = "stop-leader"         // SIGSTOP the leader past its lease, then SIGCONT
 	PartitionHole    = "partition-blackhole" // leader's traffic to kube-apiserver dropped
-	PartitionReset   = "partition-reset"    // leader's connections reset
-	PartitionLatency = "partition-latency"  // leader's traffic delayed
+	PartitionReset   = "partition-reset"     // leader's connections reset
+	PartitionLatency = "partition-latency"   // leader's traffic delayed
 	RestartAPIServer = "restart-apiserver"
 	RestartEtcd      = "restart-etcd"
-	ECROutage        = "ecr-outage"        // HTTP 500
-	ECRThrottle      = "ecr-throttle"      // ThrottlingException
-	ECRTimeout       = "ecr-timeout"       // no answer
-	ECRSlow          = "ecr-slow"          // answers after seconds
-	ECRMalformed     = "ecr-malformed"     // unusable 200s
-	ECRShortToken    = "ecr-short-token"   // tokens that expire in 2 minutes
-	ECRExpiredToken  = "ecr-expired-token" // tokens already expired by ECR's clock
-	ECRDateSkew      = "ecr-date-skew"     // ECR's Date header hours off
+	ECROutage        = "ecr-outage"          // HTTP 500
+	ECRThrottle      = "ecr-throttle"        // ThrottlingException
+	ECRTimeout       = "ecr-timeout"         // no answer
+	ECRSlow          = "ecr-slow"            // answers after seconds
+	ECRMalformed     = "ecr-malformed"       // unusable 200s
+	ECRShortToken    = "ecr-short-token"     // tokens that expire in 2 minutes
+	ECRExpiredToken  = "ecr-expired-token"   // tokens already expired by ECR's clock
+	ECRDateSkew      = "ecr-date-skew"       // ECR's Date header hours off
 	NamespaceFinal   = "namespace-finalizer" // a namespace deleted while a finalizer holds it
 	SecretDelete     = "secret-delete"
 	SecretEdit       = "secret-edit"
-	SecretRelabel    = "secret-relabel"   // managed-by removed (taken over), later restored; or a label added
-	ForeignSecret    = "foreign-secret"   // a foreign Secret of our name appears, later disappears
-	EntryRemove      = "entry-remove"     // our imagePullSecrets entry removed by someone
-	Untarget         = "untarget"         // a namespace leaves the target set, later returns
+	SecretRelabel    = "secret-relabel" // managed-by removed (taken over), later restored; or a label added
+	ForeignSecret    = "foreign-secret" // a foreign Secret of our name appears, later disappears
+	EntryRemove      = "entry-remove"   // our imagePullSecrets entry removed by someone
+	Untarget         = "untarget"       // a namespace leaves the target set, later returns
 )
 
 // Kinds lists every fault kind in report order.

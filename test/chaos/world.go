@@ -13,13 +13,13 @@ import (
 
 // Invariants, as the report names them.
 const (
-	InvServed       = "1-served"         // every target namespace holds a usable Secret of ours, listed by default
-	InvEntriesKept  = "2-entries-kept"   // no entry of another writer is ever lost
-	InvForeignKept  = "3-foreign-kept"   // a foreign Secret is never modified
-	InvOneWriter    = "4-one-writer"     // never two writers; none after its Lease was taken
-	InvNoStorm      = "5-no-storm"       // writes per namespace per token, ECR calls per token
-	InvLeftClean    = "6-left-clean"     // nothing of ours in a namespace that left the target set
-	maxViolationLog = 200                // violations kept per invariant in the report
+	InvServed       = "1-served"       // every target namespace holds a usable Secret of ours, listed by default
+	InvEntriesKept  = "2-entries-kept" // no entry of another writer is ever lost
+	InvForeignKept  = "3-foreign-kept" // a foreign Secret is never modified
+	InvOneWriter    = "4-one-writer"   // never two writers; none after its Lease was taken
+	InvNoStorm      = "5-no-storm"     // writes per namespace per token, ECR calls per token
+	InvLeftClean    = "6-left-clean"   // nothing of ours in a namespace that left the target set
+	maxViolationLog = 200              // violations kept per invariant in the report
 )
 
 // Invariants lists them in report order.
