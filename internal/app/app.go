@@ -95,9 +95,11 @@ func run(ctx context.Context, version string, args []string, stderr io.Writer, d
 
 	filter := kube.NewNamespaceFilter(cfg.TargetNamespaces, cfg.ExcludeNamespaces, cfg.Selector())
 	identity, leaseNS := cfg.Identity, cfg.LeaseNamespace // resolved by config.Load
+	// Every write leaves through the fence, which leader election arms.
+	fence := kube.NewWriteFence(cfg.LeaseDuration, cfg.RenewDeadline)
 	newClient := d.kube
 	if newClient == nil {
-		newClient = func(cfg config.Config) (kubernetes.Interface, error) { return realClient(cfg, version, identity) }
+		newClient = func(cfg config.Config) (kubernetes.Interface, error) { return realClient(cfg, version, identity, fence) }
 	}
 	var (
 		reg *prometheus.Registry
@@ -175,6 +177,7 @@ func run(ctx context.Context, version string, args []string, stderr io.Writer, d
 		LeaseDuration: cfg.LeaseDuration,
 		RenewDeadline: cfg.RenewDeadline,
 		RetryPeriod:   cfg.RetryPeriod,
+		Fence:         fence,
 	}
 	switch mode {
 	case "cleanup":
@@ -330,11 +333,12 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 
 // realClient builds the Kubernetes client from the kubeconfig or the
 // in-cluster configuration.
-func realClient(cfg config.Config, version, identity string) (kubernetes.Interface, error) {
+func realClient(cfg config.Config, version, identity string, fence *kube.WriteFence) (kubernetes.Interface, error) {
 	rc, err := restConfig(cfg, version, identity)
 	if err != nil {
 		return nil, ConfigError{err}
 	}
+	rc.Wrap(fence.Wrap)
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)

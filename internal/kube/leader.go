@@ -23,6 +23,10 @@ type LeaderConfig struct {
 	// Watchdog fails a health check when this replica leads but has not
 	// renewed the Lease for longer than the lease duration plus this slack.
 	Watchdog *leaderelection.HealthzAdaptor
+	// Fence, if set, is armed with this elector: from then on the writes
+	// through its transport pass only while this replica leads and has
+	// renewed the Lease within the renew deadline.
+	Fence *WriteFence
 	// OnNewLeader is called with the identity of each new leader (may be nil).
 	OnNewLeader func(identity string)
 }
@@ -103,6 +107,9 @@ func RunLeaderElection(ctx context.Context, client kubernetes.Interface, cfg Lea
 	}
 	if cfg.Watchdog != nil {
 		cfg.Watchdog.SetLeaderElection(elector)
+	}
+	if cfg.Fence != nil {
+		cfg.Fence.arm(elector)
 	}
 	// waitLead returns once lead has returned, or at once if it never started
 	// (and then never will: OnStartedLeading checks ctx under mu).

@@ -251,9 +251,36 @@ type auditWrite struct {
 	ObjectRef struct {
 		Resource  string `json:"resource"`
 		Namespace string `json:"namespace"`
+		Name      string `json:"name"`
 	} `json:"objectRef"`
-	Received metav1.MicroTime `json:"requestReceivedTimestamp"`
-	Done     metav1.MicroTime `json:"stageTimestamp"`
+	Received       metav1.MicroTime `json:"requestReceivedTimestamp"`
+	Done           metav1.MicroTime `json:"stageTimestamp"`
+	ResponseStatus struct {
+		Code int `json:"code"`
+	} `json:"responseStatus"`
+}
+
+// leaseAcquired returns when identity first wrote the Lease successfully
+// (its acquisition: a follower writes the Lease only to take it), from the
+// audit log, or the zero time.
+func leaseAcquired(t *testing.T, lease, identity string) time.Time {
+	t.Helper()
+	b, err := os.ReadFile(plane.AuditLog())
+	if err != nil {
+		t.Fatalf("read audit log: %v", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var w auditWrite
+		if json.Unmarshal(sc.Bytes(), &w) != nil || w.ObjectRef.Resource != "leases" || w.ObjectRef.Name != lease {
+			continue
+		}
+		if strings.HasSuffix(w.UserAgent, " ("+identity+")") && w.ResponseStatus.Code/100 == 2 {
+			return w.Done.Time
+		}
+	}
+	return time.Time{}
 }
 
 // auditWrites returns every audited Secret and ServiceAccount write made with a user agent that names
@@ -373,4 +400,69 @@ func TestSIGTERMHandoverNeverOverlapsWriters(t *testing.T) {
 				prev.id, prev.last.Format(time.RFC3339Nano), cur.id, cur.first.Format(time.RFC3339Nano))
 		}
 	}
+}
+
+// A leader paused (SIGSTOP) past its lease wakes with writes queued, here
+// behind its client's rate limiter in the middle of an install; another
+// replica took the Lease meanwhile. The woken replica must not send one of
+// them: the API server's audit log holds no write of its after the new
+// leader acquired the Lease. (Found by make chaos: before the write fence,
+// the woken replica's queued creates reached the API server.)
+func TestPausedLeaderNeverWritesAfterWaking(t *testing.T) {
+	e := newEnv(t)
+	var nss []string
+	for i := range 60 {
+		nss = append(nss, e.namespace(fmt.Sprint("z", i), nil))
+	}
+	env := []string{
+		"KUBE_ECR_REFRESHER_TARGET_NAMESPACES=" + e.prefix + "-z*",
+		"KUBE_ECR_REFRESHER_SERVICE_ACCOUNTS=",
+		"KUBE_ECR_REFRESHER_KUBE_API_QPS=10",
+		"KUBE_ECR_REFRESHER_KUBE_API_BURST=1",
+		"KUBE_ECR_REFRESHER_LOG_LEVEL=info",
+	}
+	zombieID, nextID := e.prefix+"-zombie", e.prefix+"-next"
+	zombie := e.start(zombieID, append(env, "KUBE_ECR_REFRESHER_LEADER_ELECTION_IDENTITY="+zombieID))
+	waitFor(t, "the first replica to write", func() (bool, string) {
+		return zombie.countLogged("secret written") > 0, e.leaseHolder()
+	})
+	zombie.signal(syscall.SIGSTOP)
+	stoppedWith := zombie.countLogged("secret written")
+	next := e.start(nextID, append(env, "KUBE_ECR_REFRESHER_LEADER_ELECTION_IDENTITY="+nextID))
+	waitFor(t, "the second replica to take the Lease", func() (bool, string) { return e.leaseHolder() == nextID, e.leaseHolder() })
+	zombie.signal(syscall.SIGCONT)
+	if code := zombie.wait(30 * time.Second); code == 0 {
+		t.Errorf("the woken replica exited 0, want non-zero (lost leadership)")
+	}
+	for _, ns := range nss {
+		waitFor(t, "a Secret in "+ns, func() (bool, string) {
+			s, err := e.client.CoreV1().Secrets(ns).Get(context.Background(), e.secret, metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			d := e.validSecret(s)
+			return d == "", d
+		})
+	}
+	if stoppedWith >= len(nss) {
+		t.Fatalf("the first replica had written all %d Secrets before it was stopped; nothing was queued", len(nss))
+	}
+	acquired := leaseAcquired(t, e.lease, nextID)
+	if acquired.IsZero() {
+		t.Fatal("no Lease acquisition by the second replica in the audit log")
+	}
+	late := 0
+	for _, w := range auditWrites(t, []string{zombieID})[zombieID] {
+		if w.Received.After(acquired) {
+			late++
+			if late <= 3 {
+				t.Errorf("the woken replica's %s of %s/%s reached the API server at %s, after the Lease changed hands at %s",
+					w.Verb, w.ObjectRef.Resource, w.ObjectRef.Namespace, w.Received.Format(time.RFC3339Nano), acquired.Format(time.RFC3339Nano))
+			}
+		}
+	}
+	if late > 0 {
+		t.Errorf("%d writes by the woken replica after the Lease changed hands", late)
+	}
+	_ = next
 }

@@ -1,0 +1,131 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+// fakeElector is an elector whose answers the test sets.
+type fakeElector struct {
+	leader bool
+	stale  bool // Check fails
+}
+
+func (e *fakeElector) IsLeader() bool { return e.leader }
+func (e *fakeElector) Check(time.Duration) error {
+	if e.leader && e.stale {
+		return errors.New("failed election to renew leadership")
+	}
+	return nil
+}
+
+func TestWriteFenceTransport(t *testing.T) {
+	var sent atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { sent.Add(1) }))
+	t.Cleanup(srv.Close)
+
+	tests := []struct {
+		name     string
+		el       *fakeElector // nil: unarmed
+		method   string
+		path     string
+		wantSent bool
+	}{
+		{name: "An unarmed fence lets writes through", method: http.MethodPut, path: "/api/v1/namespaces/a/secrets/s", wantSent: true},
+		{name: "A leader that renewed in time writes", el: &fakeElector{leader: true}, method: http.MethodPost, path: "/api/v1/namespaces/a/secrets", wantSent: true},
+		{name: "A follower's write is refused", el: &fakeElector{}, method: http.MethodPut, path: "/api/v1/namespaces/a/serviceaccounts/default"},
+		{name: "A leader past its renew deadline cannot write", el: &fakeElector{leader: true, stale: true}, method: http.MethodDelete, path: "/api/v1/namespaces/a/secrets/s"},
+		{name: "A leader past its renew deadline cannot post Events", el: &fakeElector{leader: true, stale: true}, method: http.MethodPatch, path: "/api/v1/namespaces/a/events/e"},
+		{name: "Reads always pass", el: &fakeElector{}, method: http.MethodGet, path: "/api/v1/namespaces/a/secrets/s", wantSent: true},
+		{name: "The elector's own Lease writes always pass", el: &fakeElector{leader: true, stale: true}, method: http.MethodPut, path: "/apis/coordination.k8s.io/v1/namespaces/k/leases/l", wantSent: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := NewWriteFence(15*time.Second, 10*time.Second)
+			if tt.el != nil {
+				f.arm(tt.el)
+			}
+			client := &http.Client{Transport: f.Wrap(http.DefaultTransport)}
+			before := sent.Load()
+			req, _ := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader("{}"))
+			resp, err := client.Do(req)
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			if got := sent.Load() > before; got != tt.wantSent {
+				t.Errorf("request reached the server = %v, want %v (err %v)", got, tt.wantSent, err)
+			}
+			if !tt.wantSent && !errors.Is(err, ErrNotLeading) {
+				t.Errorf("error = %v, want ErrNotLeading", err)
+			}
+		})
+	}
+}
+
+// A leader whose renewals hang (as in a process paused past its lease)
+// loses the right to write once the renew deadline passes, while
+// client-go, waiting on the hung request, still calls it the leader and
+// has not cancelled its work.
+func TestFenceClosesBeforeClientGoNoticesAHungRenewal(t *testing.T) {
+	client := fake.NewClientset()
+	var hang atomic.Bool
+	unblock := make(chan struct{})
+	client.PrependReactor("update", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if hang.Load() {
+			<-unblock // the fake ignores contexts: a request that never returns
+			return true, nil, context.Canceled
+		}
+		return false, nil, nil
+	})
+	cfg := testLeaderConfig(nil)
+	cfg.Fence = NewWriteFence(cfg.LeaseDuration, cfg.RenewDeadline)
+	ctx, cancel := context.WithCancel(t.Context())
+	leading := make(chan context.Context, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = RunLeaderElection(ctx, client, cfg, slog.New(slog.DiscardHandler), func(ctx context.Context) {
+			leading <- ctx
+			<-ctx.Done()
+		})
+	}()
+	var leadCtx context.Context
+	select {
+	case leadCtx = <-leading:
+	case <-time.After(10 * time.Second):
+		t.Fatal("never led")
+	}
+	if err := cfg.Fence.Allow(); err != nil {
+		t.Fatalf("a renewing leader's fence: %v", err)
+	}
+	hang.Store(true)
+	began := time.Now()
+	for cfg.Fence.Allow() == nil {
+		if time.Since(began) > 5*time.Second {
+			t.Fatal("the fence stayed open after renewals hung")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if took, limit := time.Since(began), cfg.RenewDeadline+2*cfg.RetryPeriod; took > limit {
+		t.Errorf("fence closed %v after renewals hung, want within %v", took, limit)
+	}
+	if leadCtx.Err() != nil {
+		t.Log("client-go had stopped the leader too; the fence is what matters")
+	}
+	close(unblock)
+	cancel()
+	<-done
+}
