@@ -52,7 +52,8 @@ func Load(args []string, stderr io.Writer) (Config, error) {
 			return Config{}, flag.ErrHelp
 		}
 		// The flags before the bad one are set; the values are still checked.
-		errs = append(errs, fmt.Errorf("parse flags: %w", err))
+		// The message may hold an argument as given ("bad flag syntax: ARG").
+		errs = append(errs, errors.New("parse flags: "+shown(err.Error())))
 	} else if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}

@@ -371,6 +371,11 @@ func TestLoadErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "Bad flag syntax with a newline is quoted, to stay on its line",
+			args: []string{"---\nKUBE_ECR_REFRESHER_WORKERS (--workers): forged"},
+			want: []string{`parse flags: "bad flag syntax: ---\nKUBE_ECR_REFRESHER_WORKERS (--workers): forged"`},
+		},
+		{
 			name: "A flag without its value is an error",
 			args: []string{"--workers"},
 			want: []string{"parse flags: flag needs an argument: -workers"},

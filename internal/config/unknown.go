@@ -3,7 +3,9 @@ package config
 import (
 	"flag"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // unknownVariables returns one message per KUBE_ECR_REFRESHER_* variable in
@@ -25,7 +27,7 @@ func unknownVariables(ss []setting, environ []string) []string {
 	names = slices.Compact(names)
 	var msgs []string
 	for _, name := range names {
-		msg := "unknown environment variable " + name
+		msg := "unknown environment variable " + shown(name)
 		if s, ok := closest(ss, strings.TrimPrefix(name, Prefix+"_")); ok {
 			msg += " (did you mean " + s.env() + "?)"
 		}
@@ -124,7 +126,7 @@ func unknownFlags(fs *flag.FlagSet, ss []setting, args []string) (known []string
 
 	slices.Sort(names)
 	for _, name := range slices.Compact(names) {
-		msg := "unknown flag --" + name
+		msg := "unknown flag " + shown("--"+name)
 		if s, ok := closest(ss, name); ok {
 			msg += " (did you mean --" + s.flag() + "?)"
 		}
@@ -142,4 +144,14 @@ func looksLikeFlag(arg string) bool {
 func isBoolFlag(f *flag.Flag) bool {
 	b, ok := f.Value.(interface{ IsBoolFlag() bool })
 	return ok && b.IsBoolFlag()
+}
+
+// shown returns s as a message shows a name or an argument the user gave:
+// as it is, or quoted when it holds a newline, another character that is
+// not printable or invalid UTF-8, so that every problem stays on its line.
+func shown(s string) string {
+	if !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
 }

@@ -61,6 +61,14 @@ func TestUnknownVariables(t *testing.T) {
 			environ: []string{"KUBE_ECR_REFRESHER_=1"},
 			want:    []string{"unknown environment variable KUBE_ECR_REFRESHER_"},
 		},
+		{
+			name:    "A name with a newline or a control character is quoted, to stay on its line",
+			environ: []string{"KUBE_ECR_REFRESHER_WORK\nERS=3", "KUBE_ECR_REFRESHER_\x1b[2J=1"},
+			want: []string{
+				`unknown environment variable "KUBE_ECR_REFRESHER_\x1b[2J"`,
+				`unknown environment variable "KUBE_ECR_REFRESHER_WORK\nERS" (did you mean KUBE_ECR_REFRESHER_WORKERS?)`,
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,6 +131,12 @@ func TestUnknownFlags(t *testing.T) {
 			name:      "Help is left to Parse with all that follows",
 			args:      []string{"--bogus", "-help", "--nope"},
 			wantKnown: []string{"-help", "--nope"},
+		},
+		{
+			name:      "A flag name with a newline is quoted, to stay on its line",
+			args:      []string{"--bad\nflag", "--workers=3"},
+			wantKnown: []string{"--workers=3"},
+			wantMsgs:  []string{`unknown flag "--bad\nflag"`},
 		},
 		{
 			name:      "A lone dash is a positional argument",

@@ -155,8 +155,10 @@ func (c Config) problems() []*fieldError {
 		add("RENEW_DEADLINE", fmt.Sprintf("must be less than %s (%s), got %q",
 			EnvName("LEASE_DURATION"), c.LeaseDuration, c.RenewDeadline), "LEASE_DURATION")
 	}
+	// Compared as floats: 1.2 times a RetryPeriod over 2135039h overflows a
+	// Duration, which on amd64 converts to a negative one.
 	if c.RenewDeadline > 0 && c.RetryPeriod > 0 &&
-		c.RenewDeadline <= time.Duration(leaderElectionJitter*float64(c.RetryPeriod)) {
+		float64(c.RenewDeadline) <= leaderElectionJitter*float64(c.RetryPeriod) {
 		add("RETRY_PERIOD", fmt.Sprintf("must be less than %s (%s) divided by %v (client-go's jitter), got %q",
 			EnvName("RENEW_DEADLINE"), c.RenewDeadline, leaderElectionJitter, c.RetryPeriod), "RENEW_DEADLINE")
 	}

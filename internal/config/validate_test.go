@@ -150,6 +150,11 @@ func TestValidate(t *testing.T) {
 			want:   []string{`KUBE_ECR_REFRESHER_RETRY_PERIOD (--retry-period): must be less than KUBE_ECR_REFRESHER_RENEW_DEADLINE (10s) divided by 1.2 (client-go's jitter), got "9s"`},
 		},
 		{
+			name:   "A retry period whose jitter overflows a duration is rejected",
+			change: func(c *Config) { c.RetryPeriod = 2562047 * time.Hour },
+			want:   []string{`KUBE_ECR_REFRESHER_RETRY_PERIOD (--retry-period): must be less than KUBE_ECR_REFRESHER_RENEW_DEADLINE (10s) divided by 1.2 (client-go's jitter), got "2562047h0m0s"`},
+		},
+		{
 			name:   "A retry period just outside client-go's jitter is valid",
 			change: func(c *Config) { c.RetryPeriod = 8 * time.Second },
 		},

@@ -52,7 +52,8 @@ func DockerConfigJSON(auths []registry.Auth) ([]byte, error) {
 }
 
 // ParseDockerConfigJSON returns the registry hosts of a .dockerconfigjson
-// document, sorted, and fails if any entry lacks credentials.
+// document, sorted, and fails if any entry lacks a host or credentials, as
+// DockerConfigJSON does.
 func ParseDockerConfigJSON(b []byte) ([]string, error) {
 	var cfg dockerConfig
 	if err := json.Unmarshal(b, &cfg); err != nil {
@@ -63,6 +64,9 @@ func ParseDockerConfigJSON(b []byte) ([]string, error) {
 	}
 	hosts := make([]string, 0, len(cfg.Auths))
 	for host, a := range cfg.Auths {
+		if host == "" {
+			return nil, fmt.Errorf("registry %q: %w: empty host", host, ErrMalformedAuth)
+		}
 		if a.Auth == "" && (a.Username == "" || a.Password == "") {
 			return nil, fmt.Errorf("registry %q: %w: no credentials", host, ErrMalformedAuth)
 		}

@@ -192,6 +192,7 @@ func TestParseDockerConfigJSON(t *testing.T) {
 		{name: "A user name without password is malformed", in: `{"auths":{"h":{"username":"AWS"}}}`, wantErr: ErrMalformedAuth},
 		{name: "An auth field that is not base64 is malformed", in: `{"auths":{"h":{"auth":"%%%"}}}`, wantErr: ErrMalformedAuth},
 		{name: "An auth field without a colon is malformed", in: `{"auths":{"h":{"auth":"QVdT"}}}`, wantErr: ErrMalformedAuth},
+		{name: "An entry for an empty host is malformed", in: `{"auths":{"":{"auth":"QVdTOnA="},"h":{"auth":"QVdTOnA="}}}`, wantErr: ErrMalformedAuth},
 		{name: "One bad entry among good ones is malformed", in: `{"auths":{"a":{"auth":"QVdTOnA="},"b":{}}}`, wantErr: ErrMalformedAuth},
 	}
 	for _, tt := range tests {
