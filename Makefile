@@ -29,8 +29,10 @@ lint: ## gofmt, go vet and staticcheck (pinned in hack/tools)
 unit: ## Unit tests only (fast: no control plane, no Helm; chart tests run in make test)
 	go test -race -count=1 ./...
 
-test: lint controlplane tools ## All tests: unit, chart, and integration against a real kube-apiserver + etcd (race detector on)
-	go test -race -count=1 -timeout $(TEST_TIMEOUT) -tags integration ./...
+test: lint controlplane tools ## All tests: unit, chart, integration against a real kube-apiserver + etcd, then a 60 s chaos soak (race detector on)
+	go test -race -count=1 -timeout $(TEST_TIMEOUT) -tags integration $$(go list ./... | grep -v '/test/chaos$$')
+	@# Alone, after the rest: it restarts its own control plane and loads both cores.
+	go test -race -count=1 -timeout 20m -tags integration ./test/chaos
 
 clean: ## Remove build output (the control plane cache stays in ~/.cache)
 	rm -rf bin

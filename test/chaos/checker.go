@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -38,12 +39,13 @@ type checker struct {
 	sas     listerscorev1.ServiceAccountLister
 	synced  []cache.InformerSynced
 
-	mu       sync.Mutex
-	issued   map[string]time.Time // password → expiry on the local clock
-	answers  int                  // answers already read into issued
-	pending  []*repairWatch
-	repairs  map[string][]time.Duration // fault kind → time to repair
-	unserved map[string]string          // namespace → why, at the last check
+	mu         sync.Mutex
+	issued     map[string]time.Time // password → expiry on the local clock
+	answers    int                  // answers already read into issued
+	pending    []*repairWatch
+	repairs    map[string][]time.Duration // fault kind → time to repair
+	overlapped map[string]int             // fault kind → repairs cut short by another fault
+	unserved   map[string]string          // namespace → why, at the last check
 }
 
 // repairWatch waits for the repair after one fault: namespace ns served
@@ -56,7 +58,7 @@ type repairWatch struct {
 
 func newChecker(ctx context.Context, client kubernetes.Interface, w *world, l *ledger, srv *fakeecr.Server, secretName string) *checker {
 	c := &checker{w: w, ledger: l, ecr: srv, secret: secretName, issued: map[string]time.Time{},
-		repairs: map[string][]time.Duration{}, unserved: map[string]string{}}
+		repairs: map[string][]time.Duration{}, overlapped: map[string]int{}, unserved: map[string]string{}}
 	byName := func(name string) informers.SharedInformerOption {
 		return informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
@@ -101,7 +103,9 @@ func (c *checker) onSecret(s *corev1.Secret) {
 	defer c.w.mu.Unlock()
 	c.w.secretHist[s.Namespace] = append(c.w.secretHist[s.Namespace], v)
 	st := c.w.ns[s.Namespace]
-	if st != nil && st.foreign && st.foreignRV != "" && s.ResourceVersion != st.foreignRV {
+	// Events may arrive after the harness recorded the foreign version:
+	// only a later version is a change.
+	if st != nil && st.foreign && st.foreignRV != "" && rvAfter(s.ResourceVersion, st.foreignRV) {
 		c.w.violateLocked(Violation{Invariant: InvForeignKept, Time: v.seen, Namespace: s.Namespace,
 			Detail: fmt.Sprintf("foreign Secret changed from resourceVersion %s to %s (managed-by %q)", st.foreignRV, s.ResourceVersion, s.Labels[kube.ManagedByLabel])})
 		st.foreignRV = s.ResourceVersion // once per change
@@ -114,11 +118,21 @@ func (c *checker) onSecretGone(s *corev1.Secret) {
 	defer c.w.mu.Unlock()
 	c.w.secretHist[s.Namespace] = append(c.w.secretHist[s.Namespace], secretVersion{seen: now})
 	st := c.w.ns[s.Namespace]
-	if st != nil && st.foreign && !st.deleted && st.foreignRV != "" {
+	// The deletion of the foreign version itself, not of ours just before it.
+	if st != nil && st.foreign && !st.deleted && st.foreignRV != "" && !rvAfter(st.foreignRV, s.ResourceVersion) {
 		c.w.violateLocked(Violation{Invariant: InvForeignKept, Time: now, Namespace: s.Namespace,
 			Detail: "foreign Secret deleted by someone other than its owner"})
 		st.foreignRV = ""
 	}
+}
+
+// rvAfter reports whether resourceVersion a is newer than b. They are
+// opaque to clients in general; on one etcd they are increasing integers,
+// which this harness relies on.
+func rvAfter(a, b string) bool {
+	x, err1 := strconv.ParseInt(a, 10, 64)
+	y, err2 := strconv.ParseInt(b, 10, 64)
+	return err1 == nil && err2 == nil && x > y
 }
 
 // refreshIssued reads the answers the ECR endpoint gave since the last call.
@@ -255,6 +269,34 @@ func (c *checker) watchRepair(kind, ns string, from time.Time) {
 	c.pending = append(c.pending, &repairWatch{kind: kind, ns: ns, from: from})
 }
 
+// interrupt drops the repair measurements still under way: a fault that
+// takes the leader or the token away, injected before they completed,
+// would be measured with them. They are counted as overlapped.
+func (c *checker) interrupt(at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pending := c.pending[:0]
+	for _, r := range c.pending {
+		if r.from.Before(at) {
+			c.overlapped[r.kind]++
+			continue
+		}
+		pending = append(pending, r)
+	}
+	c.pending = pending
+}
+
+// overlaps returns, per kind, how many repair measurements another fault cut short.
+func (c *checker) overlaps() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range c.overlapped {
+		out[k] = v
+	}
+	return out
+}
+
 // repairTimes returns the times to repair per fault kind, and per kind the
 // number of faults still unrepaired.
 func (c *checker) repairTimes() (map[string][]time.Duration, map[string]int) {
@@ -278,6 +320,8 @@ func (c *checker) closeGapLocked(st *nsState, now time.Time) {
 	st.gap = nil
 	total := now.Sub(g.from)
 	unexcused := total - c.w.excusedLocked(g.from, now)
+	c.w.gaps++
+	c.w.maxGap, c.w.maxUnexcused = max(c.w.maxGap, total), max(c.w.maxUnexcused, unexcused)
 	if unexcused > c.w.budget {
 		c.w.violateLocked(Violation{Invariant: InvServed, Time: g.from, Namespace: st.name, Seconds: total.Seconds(),
 			Detail: fmt.Sprintf("unserved for %s, %s of it outside any blocking fault (budget %s)",

@@ -580,6 +580,9 @@ func (h *harness) inject(ctx context.Context, f plannedFault) bool {
 	h.mu.Lock()
 	h.injected[f.Kind]++
 	h.mu.Unlock()
+	if disrupting(f.Kind) {
+		h.check.interrupt(rec.Start)
+	}
 	var unblock func(time.Time)
 	if blocking(f.Kind) {
 		unblock = h.w.block(rec.Start)

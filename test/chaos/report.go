@@ -25,9 +25,14 @@ type Report struct {
 	Violations      map[string]int    `json:"violations"`
 	Examples        []Violation       `json:"violation_examples"`
 	NoLeaderSeconds float64           `json:"no_leader_seconds"`
-	Writes          writeStats        `json:"writes"`
-	ECR             ecrStats          `json:"ecr"`
-	OtherWriters    struct {
+	// Unserved spans of target namespaces (invariant 1): how many, the
+	// longest, and the longest part of one outside blocking faults.
+	Gaps                int        `json:"unserved_spans"`
+	MaxGapSeconds       float64    `json:"unserved_max_seconds"`
+	MaxUnexcusedSeconds float64    `json:"unserved_max_outside_blocking_seconds"`
+	Writes              writeStats `json:"writes"`
+	ECR                 ecrStats   `json:"ecr"`
+	OtherWriters        struct {
 		Edits  int64 `json:"edits"`
 		Failed int64 `json:"failed"`
 	} `json:"other_writers"`
@@ -46,10 +51,13 @@ type reportOptions struct {
 
 // FaultStats is one fault kind's line of the report.
 type FaultStats struct {
-	Kind       string  `json:"kind"`
-	Injected   int     `json:"injected"`
-	Skipped    int     `json:"skipped"`
-	Repaired   int     `json:"repaired"`
+	Kind     string `json:"kind"`
+	Injected int    `json:"injected"`
+	Skipped  int    `json:"skipped"`
+	Repaired int    `json:"repaired"`
+	// Overlapped: another fault that takes the leader or the token away
+	// began before this one's repair completed; not in the percentiles.
+	Overlapped int     `json:"overlapped"`
 	Unrepaired int     `json:"unrepaired"`
 	P50        float64 `json:"repair_p50_seconds"`
 	P99        float64 `json:"repair_p99_seconds"`
@@ -113,9 +121,10 @@ func (h *harness) report(phaseEnd time.Time) (*Report, error) {
 		ECR:        countECR(answers),
 	}
 	repairs, open := h.check.repairTimes()
+	overlapped := h.check.overlaps()
 	h.mu.Lock()
 	for _, k := range Kinds {
-		fs := FaultStats{Kind: k, Injected: h.injected[k], Skipped: h.skipped[k], Unrepaired: open[k]}
+		fs := FaultStats{Kind: k, Injected: h.injected[k], Skipped: h.skipped[k], Unrepaired: open[k], Overlapped: overlapped[k]}
 		ds := repairs[k]
 		slices.Sort(ds)
 		fs.Repaired = len(ds)
@@ -128,6 +137,7 @@ func (h *harness) report(phaseEnd time.Time) (*Report, error) {
 	rep.Namespaces = h.seq
 	h.mu.Unlock()
 	h.w.mu.Lock()
+	rep.Gaps, rep.MaxGapSeconds, rep.MaxUnexcusedSeconds = h.w.gaps, h.w.maxGap.Seconds(), h.w.maxUnexcused.Seconds()
 	for _, inv := range Invariants {
 		rep.Violations[inv] = h.w.vcount[inv]
 		rep.Examples = append(rep.Examples, h.w.violations[inv]...)
@@ -168,9 +178,9 @@ func writeTable(w io.Writer, r *Report) error {
 		r.Seed, r.Commit, (time.Duration(r.DurationSeconds) * time.Second).Round(time.Second), r.Options.Interval,
 		r.Options.Namespaces, r.Options.Writers, r.Options.EditsPerMinute, r.Options.RepairBudget)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "fault\tinjected\tskipped\trepaired\tunrepaired\trepair p50 s\tp99 s\tmax s\t")
+	fmt.Fprintln(tw, "fault\tinjected\tnot injected\trepaired\toverlapped\tunrepaired\trepair p50 s\tp99 s\tmax s\t")
 	for _, f := range r.Faults {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%.2f\t\n", f.Kind, f.Injected, f.Skipped, f.Repaired, f.Unrepaired, f.P50, f.P99, f.Max)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%.2f\t\n", f.Kind, f.Injected, f.Skipped, f.Repaired, f.Overlapped, f.Unrepaired, f.P50, f.P99, f.Max)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -185,6 +195,8 @@ func writeTable(w io.Writer, r *Report) error {
 		return err
 	}
 	fmt.Fprintf(w, "\ntime without a leader: %.1f s\n", r.NoLeaderSeconds)
+	fmt.Fprintf(w, "unserved spans: %d, longest %.1f s, longest outside blocking faults %.1f s (budget %s)\n",
+		r.Gaps, r.MaxGapSeconds, r.MaxUnexcusedSeconds, r.Options.RepairBudget)
 	fmt.Fprintf(w, "controller writes: %d Secret, %d ServiceAccount, %d failed; %d Lease writes\n",
 		r.Writes.SecretWrites, r.Writes.ServiceAccountWrites, r.Writes.Failed, r.Writes.LeaseWrites)
 	fmt.Fprintf(w, "ECR calls: %d (%d failed); tokens %d (%d short-lived, %d already expired)\n",

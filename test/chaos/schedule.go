@@ -76,6 +76,13 @@ func blocking(kind string) bool {
 	return false
 }
 
+// disrupting reports whether the fault can keep a repair from happening
+// (it is blocking, or it takes the leader away): a repair still being
+// measured when one starts is not the first fault's alone.
+func disrupting(kind string) bool {
+	return blocking(kind) || kind == KillLeader || kind == TermLeader
+}
+
 // plannedFault is one entry of the schedule: what, when, and the numbers
 // it needs, all drawn from the seed.
 type plannedFault struct {

@@ -87,6 +87,10 @@ type world struct {
 	vcount     map[string]int
 	// secretHist keeps, per namespace, each version of our Secret seen.
 	secretHist map[string][]secretVersion
+	// gaps: how many unserved spans, the longest, and the longest part of
+	// one outside blocking faults.
+	gaps                 int
+	maxGap, maxUnexcused time.Duration
 }
 
 // secretVersion is one version of our Secret seen by the checker's watch.
