@@ -183,7 +183,7 @@ func run(ctx context.Context, version string, args []string, stderr io.Writer, d
 	case "cleanup":
 		return runCleanup(ctx, cfg, client, leader, ctrl, log)
 	case "once":
-		return runOnce(ctx, cfg, client, leader, ctrl, log)
+		return runOnce(ctx, cfg, client, leader, ctrl, events, log)
 	}
 
 	listen := func(what, addr string, h http.Handler) (*health.Server, error) {
@@ -262,7 +262,7 @@ func ecrTokens(ctx context.Context, cfg config.Config, m *metrics.Metrics) (refr
 
 // runOnce does one pass, as the leader when leader election is on (so it
 // never races a running Deployment), and releases the Lease at the end.
-func runOnce(ctx context.Context, cfg config.Config, client kubernetes.Interface, leader kube.LeaderConfig, ctrl *refresher.Controller, log *slog.Logger) error {
+func runOnce(ctx context.Context, cfg config.Config, client kubernetes.Interface, leader kube.LeaderConfig, ctrl *refresher.Controller, events *kube.Events, log *slog.Logger) error {
 	if !cfg.LeaderElect {
 		return ctrl.RunOnce(ctx)
 	}
@@ -271,6 +271,11 @@ func runOnce(ctx context.Context, cfg config.Config, client kubernetes.Interface
 	result := make(chan error, 1)
 	_, err := kube.RunLeaderElection(ctx, client, leader, log, func(leadCtx context.Context) {
 		result <- ctrl.RunOnce(leadCtx)
+		// Post the pass's Events while the Lease is still ours: the write
+		// fence refuses them once it is released.
+		if events != nil {
+			events.Shutdown()
+		}
 		cancel() // release the Lease
 	})
 	if err != nil {

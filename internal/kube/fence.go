@@ -105,7 +105,8 @@ func isWrite(req *http.Request) bool {
 }
 
 // isLeaseRequest reports a request for the coordination.k8s.io API, where
-// the elector keeps its Lease.
+// the elector keeps its Lease; the server URL may have a path of its own
+// (a proxy's /k8s/clusters/ID), so anywhere in the path.
 func isLeaseRequest(req *http.Request) bool {
-	return strings.HasPrefix(req.URL.Path, "/apis/coordination.k8s.io/")
+	return strings.Contains(req.URL.Path, "/apis/coordination.k8s.io/")
 }

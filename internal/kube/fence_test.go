@@ -50,6 +50,7 @@ func TestWriteFenceTransport(t *testing.T) {
 		{name: "A leader past its renew deadline cannot post Events", el: &fakeElector{leader: true, stale: true}, method: http.MethodPatch, path: "/api/v1/namespaces/a/events/e"},
 		{name: "Reads always pass", el: &fakeElector{}, method: http.MethodGet, path: "/api/v1/namespaces/a/secrets/s", wantSent: true},
 		{name: "The elector's own Lease writes always pass", el: &fakeElector{leader: true, stale: true}, method: http.MethodPut, path: "/apis/coordination.k8s.io/v1/namespaces/k/leases/l", wantSent: true},
+		{name: "A follower's Lease writes pass behind a server URL with a path", el: &fakeElector{}, method: http.MethodPut, path: "/k8s/clusters/c-1/apis/coordination.k8s.io/v1/namespaces/k/leases/l", wantSent: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

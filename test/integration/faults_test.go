@@ -428,7 +428,7 @@ func TestPausedLeaderNeverWritesAfterWaking(t *testing.T) {
 	})
 	zombie.signal(syscall.SIGSTOP)
 	stoppedWith := zombie.countLogged("secret written")
-	next := e.start(nextID, append(env, "KUBE_ECR_REFRESHER_LEADER_ELECTION_IDENTITY="+nextID))
+	e.start(nextID, append(env, "KUBE_ECR_REFRESHER_LEADER_ELECTION_IDENTITY="+nextID))
 	waitFor(t, "the second replica to take the Lease", func() (bool, string) { return e.leaseHolder() == nextID, e.leaseHolder() })
 	zombie.signal(syscall.SIGCONT)
 	if code := zombie.wait(30 * time.Second); code == 0 {
@@ -464,5 +464,4 @@ func TestPausedLeaderNeverWritesAfterWaking(t *testing.T) {
 	if late > 0 {
 		t.Errorf("%d writes by the woken replica after the Lease changed hands", late)
 	}
-	_ = next
 }
