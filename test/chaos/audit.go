@@ -57,15 +57,16 @@ func controllerIdentity(ua string) string {
 	return ua[i+2 : j]
 }
 
-// parseAudit returns every write by a controller replica, in log order.
+// parseAudit returns every write by a controller replica, in log order. A
+// line it cannot read could hide a write: that is an error.
 func parseAudit(r io.Reader) ([]write, error) {
 	var out []write
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
+	sc.Buffer(make([]byte, 1<<20), 4<<20)
+	for n := 1; sc.Scan(); n++ {
 		var e auditEvent
-		if json.Unmarshal(sc.Bytes(), &e) != nil {
-			continue
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			return nil, fmt.Errorf("audit log line %d: %w", n, err)
 		}
 		id := controllerIdentity(e.UserAgent)
 		if id == "" {
@@ -139,6 +140,12 @@ func checkOneWriter(writes []write, leaseName string) []Violation {
 			continue
 		}
 		mine := terms[w.identity].acquired
+		if mine.IsZero() || w.received.Before(mine) {
+			out = append(out, Violation{Invariant: InvOneWriter, Time: w.received, Namespace: w.namespace,
+				Detail: fmt.Sprintf("%s %s %s/%s at %s, before it ever acquired the Lease",
+					w.identity, w.verb, w.resource, w.namespace, w.received.Format(time.RFC3339Nano))})
+			continue
+		}
 		for _, t := range acq {
 			if t.id != w.identity && t.acquired.After(mine) && w.received.After(t.acquired) {
 				out = append(out, Violation{Invariant: InvOneWriter, Time: w.received, Namespace: w.namespace,
@@ -200,6 +207,7 @@ func checkWriteStorm(writes []write, w *world, fraction float64) []Violation {
 	defer w.mu.Unlock()
 	last := map[string]time.Time{}    // resource/namespace → previous write
 	used := map[string]map[int]bool{} // resource/namespace → events that justified a write
+	dueUsed := map[string]bool{}      // namespace/version whose due token justified a write
 	var out []Violation
 	for _, wr := range writes {
 		if wr.resource == "leases" || !wr.ok() {
@@ -225,7 +233,12 @@ func checkWriteStorm(writes []write, w *world, fraction float64) []Violation {
 			break
 		}
 		if !justified && wr.resource == "secrets" {
-			justified = secretDue(w.secretHist[wr.namespace], wr.received, fraction)
+			// A token due calls for one write per namespace, not one per
+			// replica that notices.
+			if v, due := secretDue(w.secretHist[wr.namespace], wr.received, fraction); due && !dueUsed[wr.namespace+"/"+v] {
+				dueUsed[wr.namespace+"/"+v] = true
+				justified = true
+			}
 		}
 		if !justified {
 			out = append(out, Violation{Invariant: InvNoStorm, Time: wr.received, Namespace: wr.namespace,
@@ -238,21 +251,26 @@ func checkWriteStorm(writes []write, w *world, fraction float64) []Violation {
 
 // secretDue reports whether the Secret in place just before t (from the
 // checker's watch) was missing, not ours, or held a token due for refresh
-// or expired at t.
-func secretDue(hist []secretVersion, t time.Time, fraction float64) bool {
+// or expired at t, and names that version.
+func secretDue(hist []secretVersion, t time.Time, fraction float64) (string, bool) {
 	var cur *secretVersion
+	n := 0
 	for i := range hist {
 		if hist[i].seen.After(t) {
 			break
 		}
-		cur = &hist[i]
+		cur, n = &hist[i], i
 	}
-	if cur == nil || !cur.ours || cur.expires.IsZero() || cur.fetched.IsZero() {
-		return true
+	version := fmt.Sprintf("%d", n)
+	if cur == nil {
+		return "none", true
+	}
+	if !cur.ours || cur.expires.IsZero() || cur.fetched.IsZero() {
+		return version, true
 	}
 	life := cur.expires.Sub(cur.fetched)
 	due := cur.fetched.Add(time.Duration(float64(life) * (1 - fraction)))
-	return !t.Add(dueSlack).Before(due)
+	return version, !t.Add(dueSlack).Before(due)
 }
 
 // ecrStats counts the ECR endpoint's answers for the report.

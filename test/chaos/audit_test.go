@@ -52,6 +52,14 @@ func TestCheckOneWriter(t *testing.T) {
 			want: []string{"after b acquired the Lease"},
 		},
 		{
+			name: "A write before the writer ever acquired the Lease is caught",
+			writes: []write{
+				lease("a", 0), wr("a", "secrets", "n1", 1, 1.1),
+				wr("b", "secrets", "n2", 5, 5.1),
+			},
+			want: []string{"before it ever acquired the Lease"},
+		},
+		{
 			name: "A failed Lease write is no acquisition",
 			writes: []write{
 				lease("a", 0), wr("a", "secrets", "n1", 1, 1.1),
@@ -185,8 +193,8 @@ func TestControllerIdentity(t *testing.T) {
 
 func TestExcusedMergesOverlappingWindows(t *testing.T) {
 	w := newWorld(time.Second)
-	w.blocking = []window{{at(0), at(10)}, {at(5), at(15)}, {at(20), at(25)}, {at(30), time.Time{}}}
-	if got, want := w.excusedLocked(at(2), at(32)), (13+5+2)*time.Second; got != want {
+	w.blocking = []window{{from: at(0), to: at(10)}, {from: at(5), to: at(15)}, {from: at(20), to: at(25)}, {from: at(30)}, {from: at(26), limit: at(27)}}
+	if got, want := w.excusedLocked(at(2), at(32)), (13+5+1+2)*time.Second; got != want {
 		t.Errorf("excused = %s, want %s", got, want)
 	}
 }

@@ -187,8 +187,9 @@ func (c *checker) ours(ns string) string {
 	if s, err := c.secrets.Secrets(ns).Get(c.secret); err == nil && kube.Owned(s) {
 		return "secret " + s.Name + " with our label"
 	}
-	if sa, err := c.sas.ServiceAccounts(ns).Get("default"); err == nil && sa.Annotations[kube.AddedPullSecretsAnnotation] != "" && kube.HasPullSecret(sa, c.secret) {
-		return "default serviceaccount entry we recorded"
+	// Only the controller adds entries of this name here.
+	if sa, err := c.sas.ServiceAccounts(ns).Get("default"); err == nil && kube.HasPullSecret(sa, c.secret) {
+		return "default serviceaccount entry " + c.secret
 	}
 	return ""
 }
@@ -208,10 +209,7 @@ func (c *checker) check(now time.Time) {
 	gone := map[string]bool{} // not eligible: nothing to repair there
 	for _, n := range names {
 		ok, why := c.served(n, now)
-		left := ""
-		if !ok {
-			left = c.ours(n)
-		}
+		left := c.ours(n)
 		c.w.mu.Lock()
 		st := c.w.ns[n]
 		switch {
@@ -227,7 +225,7 @@ func (c *checker) check(now time.Time) {
 			}
 		case ok:
 			if st.gap != nil {
-				c.closeGapLocked(st, now)
+				c.w.closeGapLocked(st, now)
 			}
 		default:
 			from := maxTime(st.since, st.created)
@@ -313,29 +311,13 @@ func (c *checker) repairTimes() (map[string][]time.Duration, map[string]int) {
 	return out, open
 }
 
-// closeGapLocked ends a namespace's unserved span and records it as a
-// violation when its part not covered by a blocking fault exceeds the budget.
-func (c *checker) closeGapLocked(st *nsState, now time.Time) {
-	g := st.gap
-	st.gap = nil
-	total := now.Sub(g.from)
-	unexcused := total - c.w.excusedLocked(g.from, now)
-	c.w.gaps++
-	c.w.maxGap, c.w.maxUnexcused = max(c.w.maxGap, total), max(c.w.maxUnexcused, unexcused)
-	if unexcused > c.w.budget {
-		c.w.violateLocked(Violation{Invariant: InvServed, Time: g.from, Namespace: st.name, Seconds: total.Seconds(),
-			Detail: fmt.Sprintf("unserved for %s, %s of it outside any blocking fault (budget %s)",
-				total.Round(time.Millisecond), unexcused.Round(time.Millisecond), c.w.budget)})
-	}
-}
-
 // closeAll ends every open gap at now (the end of the run).
 func (c *checker) closeAll(now time.Time) {
 	c.w.mu.Lock()
 	defer c.w.mu.Unlock()
 	for _, st := range c.w.ns {
 		if st.gap != nil {
-			c.closeGapLocked(st, now)
+			c.w.closeGapLocked(st, now)
 		}
 	}
 }

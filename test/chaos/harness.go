@@ -89,6 +89,10 @@ var chaosSettings = map[string]string{
 const (
 	secretName = "ecr-pull-secret"
 	nsPrefix   = "chaos-"
+	// tokenLifetime of the endpoint's tokens outside lifetime faults: short,
+	// so that the leader refreshes every two minutes and ECR faults meet
+	// real calls, not only the first fetch of a new leader.
+	tokenLifetime = 4 * time.Minute
 )
 
 // harness is one run.
@@ -182,7 +186,7 @@ func (h *harness) setup(ctx context.Context) error {
 		return err
 	}
 	h.client = h.plane.Client()
-	h.ecr = fakeecr.New()
+	h.ecr = fakeecr.New(fakeecr.WithLifetime(tokenLifetime))
 	h.check = newChecker(ctx, h.client, h.w, h.ledger, h.ecr, secretName)
 	if !h.check.waitSynced(ctx) {
 		return errors.New("checker caches did not sync")
@@ -305,9 +309,11 @@ func (h *harness) soak(ctx context.Context) (*Report, error) {
 			deferred = append(deferred, f)
 		}
 	}
+	h.mu.Lock()
 	for _, d := range deferred {
 		h.skipped[d.Kind]++
 	}
+	h.mu.Unlock()
 	select {
 	case <-ctx.Done():
 	case <-time.After(time.Until(h.started.Add(h.opts.Duration))):
@@ -399,6 +405,17 @@ func (h *harness) leader(ctx context.Context) (*replica, *coordinationv1.Lease) 
 		}
 	}
 	return nil, nil
+}
+
+// lease0 returns the Lease's holder, or "".
+func (h *harness) lease0(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	l, err := h.client.CoordinationV1().Leases("default").Get(ctx, h.env["LEASE_NAME"], metav1.GetOptions{})
+	if err != nil || l.Spec.HolderIdentity == nil {
+		return ""
+	}
+	return *l.Spec.HolderIdentity
 }
 
 // follower returns a running replica the Lease does not name.
@@ -585,7 +602,13 @@ func (h *harness) inject(ctx context.Context, f plannedFault) bool {
 	}
 	var unblock func(time.Time)
 	if blocking(f.Kind) {
-		unblock = h.w.block(rec.Start)
+		var limit time.Time
+		if resourceOf(f.Kind) == "leader" {
+			// Another replica takes the Lease once it expires: the harm is
+			// excused until then, not for as long as the fault lasts.
+			limit = rec.Start.Add(h.lease + 2*time.Second)
+		}
+		unblock = h.w.block(rec.Start, limit)
 	}
 	finish := func() {
 		rec.End = time.Now()
@@ -654,7 +677,21 @@ func (h *harness) start(ctx context.Context, f plannedFault) (*faultRecord, func
 			return nil, nil, err
 		}
 		return rec, func(ctx context.Context) {
-			hold(context.WithoutCancel(ctx), f.Hold) // a zombie wakes after its lease whatever happens
+			ctx = context.WithoutCancel(ctx) // a zombie wakes whatever happens
+			hold(ctx, f.Hold)
+			// Wake it only once another replica holds the Lease (a control
+			// plane restart may delay that), so that it wakes a zombie.
+			deadline := time.Now().Add(3 * h.lease)
+			for time.Now().Before(deadline) {
+				if l := h.lease0(ctx); l != "" && l != r.identity {
+					rec.Detail = "woke after " + l + " took the Lease"
+					break
+				}
+				hold(ctx, 250*time.Millisecond)
+			}
+			if rec.Detail == "" {
+				rec.Detail = "woke still named in the Lease"
+			}
 			_ = r.signal(syscall.SIGCONT)
 		}, nil
 	case PartitionHole, PartitionReset, PartitionLatency:
@@ -696,7 +733,7 @@ func (h *harness) start(ctx context.Context, f plannedFault) (*faultRecord, func
 			life = -time.Minute
 		}
 		h.ecr.SetLifetime(life)
-		return rec, func(ctx context.Context) { hold(ctx, f.Hold); h.ecr.SetLifetime(fakeecr.DefaultLifetime) }, nil
+		return rec, func(ctx context.Context) { hold(ctx, f.Hold); h.ecr.SetLifetime(tokenLifetime) }, nil
 	case ECRDateSkew:
 		h.ecr.SetClockSkew(f.Value)
 		rec.Detail = f.Value.String()

@@ -65,7 +65,6 @@ func newSlot(index int, proxy *Proxy, bin, dir string, env []string, log *slog.L
 	return &slot{index: index, proxy: proxy, bin: bin, dir: dir, env: env, log: log, done: make(chan struct{})}
 }
 
-// run starts the slot's processes one after another until stop.
 // launch starts the slot's restart loop.
 func (s *slot) launch() {
 	s.mu.Lock()
@@ -74,6 +73,7 @@ func (s *slot) launch() {
 	go s.run()
 }
 
+// run starts the slot's processes one after another until stop.
 func (s *slot) run() {
 	defer close(s.done)
 	for {

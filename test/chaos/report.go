@@ -58,6 +58,9 @@ type FaultStats struct {
 	// Overlapped: another fault that takes the leader or the token away
 	// began before this one's repair completed; not in the percentiles.
 	Overlapped int     `json:"overlapped"`
+	// ECRCalls the endpoint answered while faults of this kind lasted
+	// (ECR faults only): how often the fault met a real call.
+	ECRCalls int `json:"ecr_calls_during"`
 	Unrepaired int     `json:"unrepaired"`
 	P50        float64 `json:"repair_p50_seconds"`
 	P99        float64 `json:"repair_p99_seconds"`
@@ -122,9 +125,22 @@ func (h *harness) report(phaseEnd time.Time) (*Report, error) {
 	}
 	repairs, open := h.check.repairTimes()
 	overlapped := h.check.overlaps()
+	during := map[string]int{}
+	h.mu.Lock()
+	for _, f := range h.faults {
+		if !strings.HasPrefix(f.Kind, "ecr-") {
+			continue
+		}
+		for _, a := range answers {
+			if !a.Time.Before(f.Start) && !a.Time.After(f.End) {
+				during[f.Kind]++
+			}
+		}
+	}
+	h.mu.Unlock()
 	h.mu.Lock()
 	for _, k := range Kinds {
-		fs := FaultStats{Kind: k, Injected: h.injected[k], Skipped: h.skipped[k], Unrepaired: open[k], Overlapped: overlapped[k]}
+		fs := FaultStats{Kind: k, Injected: h.injected[k], Skipped: h.skipped[k], Unrepaired: open[k], Overlapped: overlapped[k], ECRCalls: during[k]}
 		ds := repairs[k]
 		slices.Sort(ds)
 		fs.Repaired = len(ds)
@@ -178,9 +194,13 @@ func writeTable(w io.Writer, r *Report) error {
 		r.Seed, r.Commit, (time.Duration(r.DurationSeconds) * time.Second).Round(time.Second), r.Options.Interval,
 		r.Options.Namespaces, r.Options.Writers, r.Options.EditsPerMinute, r.Options.RepairBudget)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "fault\tinjected\tnot injected\trepaired\toverlapped\tunrepaired\trepair p50 s\tp99 s\tmax s\t")
+	fmt.Fprintln(tw, "fault\tinjected\tnot injected\tECR calls during\trepaired\toverlapped\tunrepaired\trepair p50 s\tp99 s\tmax s\t")
 	for _, f := range r.Faults {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%.2f\t\n", f.Kind, f.Injected, f.Skipped, f.Repaired, f.Overlapped, f.Unrepaired, f.P50, f.P99, f.Max)
+		calls := "-"
+		if strings.HasPrefix(f.Kind, "ecr-") {
+			calls = strconv.Itoa(f.ECRCalls)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%d\t%d\t%.2f\t%.2f\t%.2f\t\n", f.Kind, f.Injected, f.Skipped, calls, f.Repaired, f.Overlapped, f.Unrepaired, f.P50, f.P99, f.Max)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -75,7 +75,7 @@ type nsState struct {
 type gap struct{ from time.Time }
 
 // window is a span of time during which a fault was active.
-type window struct{ from, to time.Time } // to zero: still open
+type window struct{ from, to, limit time.Time } // to zero: still open; limit zero: none
 
 // world is the harness's shared record of what it did and what it saw.
 type world struct {
@@ -136,27 +136,55 @@ func (w *world) event(ns string, kind nsEventKind, at time.Time) {
 	}
 	s.events = append(s.events, nsEvent{kind: kind, at: at})
 	switch kind {
+	case evDeleted, evForeignOn, evUntarget:
+		// No longer held to invariant 1: an open unserved span is judged now.
+		if s.gap != nil {
+			w.closeGapLocked(s, at)
+		}
+	}
+	switch kind {
 	case evDeleted:
-		s.deleted, s.gap = true, nil
+		s.deleted = true
 	case evForeignOn:
-		s.foreign, s.gap = true, nil
+		s.foreign, s.foreignRV = true, "" // the harness records the new version
 	case evForeignOff:
-		s.foreign, s.since = false, at
+		s.foreign, s.foreignRV, s.since = false, "", at
 	case evUntarget:
-		s.untargeted, s.gap = true, nil
+		s.untargeted = true
 	case evRetarget:
 		s.untargeted, s.since = false, at
 	}
 }
 
+// closeGapLocked ends a namespace's unserved span and records it as a
+// violation when its part not covered by a blocking fault exceeds the budget.
+func (w *world) closeGapLocked(st *nsState, now time.Time) {
+	g := st.gap
+	st.gap = nil
+	total := now.Sub(g.from)
+	unexcused := total - w.excusedLocked(g.from, now)
+	w.gaps++
+	w.maxGap, w.maxUnexcused = max(w.maxGap, total), max(w.maxUnexcused, unexcused)
+	if unexcused > w.budget {
+		w.violateLocked(Violation{Invariant: InvServed, Time: g.from, Namespace: st.name, Seconds: total.Seconds(),
+			Detail: fmt.Sprintf("unserved for %s, %s of it outside any blocking fault (budget %s)",
+				total.Round(time.Millisecond), unexcused.Round(time.Millisecond), w.budget)})
+	}
+}
+
 // block opens a blocking window and returns the function that closes it.
-func (w *world) block(from time.Time) func(time.Time) {
+// A window with a cap set excuses no more than until the cap, however long
+// the fault lasts (another replica takes the Lease by then).
+func (w *world) block(from, limit time.Time) func(time.Time) {
 	w.mu.Lock()
 	i := len(w.blocking)
-	w.blocking = append(w.blocking, window{from: from})
+	w.blocking = append(w.blocking, window{from: from, limit: limit})
 	w.mu.Unlock()
 	return func(to time.Time) {
 		w.mu.Lock()
+		if !limit.IsZero() && to.After(limit) {
+			to = limit
+		}
 		w.blocking[i].to = to
 		w.mu.Unlock()
 	}
@@ -169,10 +197,13 @@ func (w *world) excusedLocked(from, to time.Time) time.Duration {
 		end := b.to
 		if end.IsZero() {
 			end = to
+			if !b.limit.IsZero() && end.After(b.limit) {
+				end = b.limit
+			}
 		}
 		lo, hi := maxTime(b.from, from), minTime(end, to)
 		if hi.After(lo) {
-			spans = append(spans, window{lo, hi})
+			spans = append(spans, window{from: lo, to: hi})
 		}
 	}
 	slices.SortFunc(spans, func(a, b window) int { return a.from.Compare(b.from) })
