@@ -99,7 +99,9 @@ func run(ctx context.Context, version string, args []string, stderr io.Writer, d
 	fence := kube.NewWriteFence(cfg.LeaseDuration, cfg.RenewDeadline)
 	newClient := d.kube
 	if newClient == nil {
-		newClient = func(cfg config.Config) (kubernetes.Interface, error) { return realClient(cfg, version, identity, fence) }
+		newClient = func(cfg config.Config) (kubernetes.Interface, error) {
+			return realClient(cfg, version, identity, fence)
+		}
 	}
 	var (
 		reg *prometheus.Registry

@@ -57,10 +57,10 @@ type FaultStats struct {
 	Repaired int    `json:"repaired"`
 	// Overlapped: another fault that takes the leader or the token away
 	// began before this one's repair completed; not in the percentiles.
-	Overlapped int     `json:"overlapped"`
+	Overlapped int `json:"overlapped"`
 	// ECRCalls the endpoint answered while faults of this kind lasted
 	// (ECR faults only): how often the fault met a real call.
-	ECRCalls int `json:"ecr_calls_during"`
+	ECRCalls   int     `json:"ecr_calls_during"`
 	Unrepaired int     `json:"unrepaired"`
 	P50        float64 `json:"repair_p50_seconds"`
 	P99        float64 `json:"repair_p99_seconds"`
