@@ -273,6 +273,16 @@ func secretDue(hist []secretVersion, t time.Time, fraction float64) (string, boo
 	return version, !t.Add(dueSlack).Before(due)
 }
 
+// overlaps reports whether any window intersects [from, to].
+func overlaps(ws []window, from, to time.Time) bool {
+	for _, w := range ws {
+		if !w.from.After(to) && !w.to.Before(from) {
+			return true
+		}
+	}
+	return false
+}
+
 // ecrStats counts the ECR endpoint's answers for the report.
 type ecrStats struct {
 	Calls         int `json:"calls"`
@@ -306,7 +316,11 @@ func countECR(answers []fakeecr.Answer) ecrStats {
 // is free, a call after a failed one is a retry, and a call after a
 // successful one must wait until the best token it holds is due for
 // refresh (or MIN_REFRESH_INTERVAL, whichever is later).
-func checkECRStorm(answers []fakeecr.Answer, fraction float64, minInterval time.Duration) []Violation {
+//
+// paused holds, per access key, the spans its process was SIGSTOPped: a
+// process that wakes finds its ECR request timed out on its own clock, and
+// asks again, although the endpoint had answered.
+func checkECRStorm(answers []fakeecr.Answer, fraction float64, minInterval time.Duration, paused map[string][]window) []Violation {
 	byKey := map[string][]fakeecr.Answer{}
 	for _, a := range answers {
 		byKey[a.AccessKeyID] = append(byKey[a.AccessKeyID], a)
@@ -321,7 +335,7 @@ func checkECRStorm(answers []fakeecr.Answer, fraction float64, minInterval time.
 		)
 		for i := range as {
 			a := &as[i]
-			if i > 0 && !prevError && best != nil {
+			if i > 0 && !prevError && best != nil && !overlaps(paused[key], as[i-1].Time, a.Time) {
 				life := best.ExpiresAt.Sub(best.Time)
 				due := maxTime(best.Time.Add(time.Duration(float64(life)*(1-fraction))), lastOK.Add(minInterval))
 				if a.Time.Add(dueSlack).Before(due) {

@@ -167,11 +167,13 @@ func TestCheckECRStorm(t *testing.T) {
 		{name: "A 2-minute token is refreshed after a minute", answers: []fakeecr.Answer{ok("a", 0, 120), ok("a", 60, day)}},
 		{name: "An expired token is fetched again after the minimum interval", answers: []fakeecr.Answer{ok("a", 0, -60), ok("a", 10, day)}},
 		{name: "An expired token fetched again at once is a storm", answers: []fakeecr.Answer{ok("a", 0, -60), ok("a", 3, day)}, want: 1},
+		{name: "A process paused after an answer may ask again when it wakes", answers: []fakeecr.Answer{ok("p", 4, day), ok("p", 31, day)}},
 		{name: "A malformed answer counts as a failure", answers: []fakeecr.Answer{ok("a", 0, day), {AccessKeyID: "a", Time: at(1), Status: 200, Malformed: true}}, want: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := checkECRStorm(tt.answers, 0.5, 10*time.Second); len(got) != tt.want {
+			paused := map[string][]window{"p": {{from: at(5), to: at(30)}}}
+			if got := checkECRStorm(tt.answers, 0.5, 10*time.Second, paused); len(got) != tt.want {
 				t.Errorf("got %d violations %+v, want %d", len(got), got, tt.want)
 			}
 		})

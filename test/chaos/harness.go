@@ -814,7 +814,10 @@ func (h *harness) startNamespaceFault(ctx context.Context, f plannedFault, rec *
 			hold(ctx, f.Hold)
 			h.w.event(ns, evForeignOff, time.Now())
 			back := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, kube.ManagedByLabel, kube.ManagedByValue)
-			_, _ = secrets.Patch(context.WithoutCancel(ctx), secretName, types.MergePatchType, []byte(back), metav1.PatchOptions{})
+			h.heal(ctx, "hand back "+ns, func(ctx context.Context) error {
+				_, err := secrets.Patch(ctx, secretName, types.MergePatchType, []byte(back), metav1.PatchOptions{})
+				return err
+			})
 			h.release(ns)
 		}, nil
 	case ForeignSecret:
@@ -827,7 +830,12 @@ func (h *harness) startNamespaceFault(ctx context.Context, f plannedFault, rec *
 		return rec, func(ctx context.Context) {
 			hold(ctx, f.Hold)
 			h.w.event(ns, evForeignOff, time.Now())
-			_ = secrets.Delete(context.WithoutCancel(ctx), secretName, metav1.DeleteOptions{})
+			h.heal(ctx, "remove foreign secret in "+ns, func(ctx context.Context) error {
+				if err := secrets.Delete(ctx, secretName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+					return err
+				}
+				return nil
+			})
 			h.release(ns)
 		}, nil
 	case Untarget:
@@ -838,7 +846,7 @@ func (h *harness) startNamespaceFault(ctx context.Context, f plannedFault, rec *
 		}
 		return rec, func(ctx context.Context) {
 			hold(ctx, h.opts.RepairBudget+f.Hold) // long enough for invariant 6 to be checked
-			_ = h.annotateIgnore(context.WithoutCancel(ctx), ns, false)
+			h.heal(ctx, "retarget "+ns, func(ctx context.Context) error { return h.annotateIgnore(ctx, ns, false) })
 			h.w.event(ns, evRetarget, time.Now())
 			h.release(ns)
 		}, nil
@@ -855,13 +863,38 @@ func (h *harness) startNamespaceFault(ctx context.Context, f plannedFault, rec *
 		return rec, func(ctx context.Context) {
 			hold(ctx, f.Hold)
 			patch := `{"metadata":{"finalizers":null}}`
-			_, _ = cms.Patch(context.WithoutCancel(ctx), "held", types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+			h.heal(ctx, "release finalizer in "+ns, func(ctx context.Context) error {
+				_, err := cms.Patch(ctx, "held", types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+				return err
+			})
 		}, nil
 	}
 	return fail(fmt.Errorf("unknown fault kind %q", f.Kind))
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// heal retries fn until it succeeds, for up to healTimeout: the API server
+// may be restarting when a fault ends, and a heal that did not happen must
+// not be recorded as done.
+func (h *harness) heal(ctx context.Context, what string, fn func(context.Context) error) {
+	ctx = context.WithoutCancel(ctx)
+	deadline := time.Now().Add(healTimeout)
+	for {
+		err := fn(ctx)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.log.Error("heal failed", "what", what, "error", err)
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// healTimeout bounds heal: longer than any control plane restart.
+const healTimeout = 2 * time.Minute
 
 func (h *harness) setForeignRV(ns, rv string) {
 	h.w.mu.Lock()

@@ -109,7 +109,15 @@ func (h *harness) report(phaseEnd time.Time) (*Report, error) {
 		h.w.violate(v)
 	}
 	answers := h.ecr.Answers()
-	for _, v := range checkECRStorm(answers, fraction, minInterval) {
+	paused := map[string][]window{}
+	h.mu.Lock()
+	for _, f := range h.faults {
+		if f.Kind == StopLeader {
+			paused[accessKeyFor(f.Target)] = append(paused[accessKeyFor(f.Target)], window{from: f.Start, to: f.End})
+		}
+	}
+	h.mu.Unlock()
+	for _, v := range checkECRStorm(answers, fraction, minInterval, paused) {
 		h.w.violate(v)
 	}
 
