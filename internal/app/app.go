@@ -346,6 +346,7 @@ func realClient(cfg config.Config, version, identity string, fence *kube.WriteFe
 		return nil, ConfigError{err}
 	}
 	rc.Wrap(fence.Wrap)
+	rc.Dial = fence.Dial((&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext)
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)

@@ -1,8 +1,10 @@
 package kube
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -67,6 +69,41 @@ func (f *WriteFence) Allow() error {
 	}
 	if !el.IsLeader() {
 		return ErrNotLeading
+	}
+	if err := el.Check(f.slack); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotLeading, err)
+	}
+	return nil
+}
+
+// DialFunc is the signature of rest.Config.Dial.
+type DialFunc func(ctx context.Context, network, address string) (net.Conn, error)
+
+// Dial returns dial behind the fence, for rest.Config.Dial: no new
+// connection while this replica leads but has not renewed within the renew
+// deadline. A request that passed the transport's check just before the
+// process was paused, and finds its connection gone when it wakes (the API
+// server restarted meanwhile), would otherwise be retried by the HTTP
+// transport on a new connection, after another replica took the Lease. A
+// follower dials freely, so it can acquire; a stale leader needs no new
+// connection: its renewal has failed already, and it is about to stop.
+func (f *WriteFence) Dial(dial DialFunc) DialFunc {
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		if err := f.stale(); err != nil {
+			return nil, fmt.Errorf("dial %s: %w", address, err)
+		}
+		return dial(ctx, network, address)
+	}
+}
+
+// stale returns an error while this replica leads by its own record but has
+// not renewed within the renew deadline.
+func (f *WriteFence) stale() error {
+	f.mu.Lock()
+	el := f.el
+	f.mu.Unlock()
+	if el == nil || !el.IsLeader() {
+		return nil
 	}
 	if err := el.Check(f.slack); err != nil {
 		return fmt.Errorf("%w: %v", ErrNotLeading, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -129,4 +130,48 @@ func TestFenceClosesBeforeClientGoNoticesAHungRenewal(t *testing.T) {
 	close(unblock)
 	cancel()
 	<-done
+}
+
+func TestWriteFenceDial(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	for _, tt := range []struct {
+		name string
+		el   *fakeElector
+		want bool // dialed
+	}{
+		{"An unarmed fence dials", nil, true},
+		{"A follower dials, so that it can acquire", &fakeElector{}, true},
+		{"A leader that renewed in time dials", &fakeElector{leader: true}, true},
+		{"A leader past its renew deadline opens no new connection", &fakeElector{leader: true, stale: true}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := NewWriteFence(15*time.Second, 10*time.Second)
+			if tt.el != nil {
+				f.arm(tt.el)
+			}
+			c, err := f.Dial((&net.Dialer{}).DialContext)(t.Context(), "tcp", ln.Addr().String())
+			if c != nil {
+				c.Close()
+			}
+			if got := err == nil; got != tt.want {
+				t.Errorf("dialed = %v (err %v), want %v", got, err, tt.want)
+			}
+			if !tt.want && !errors.Is(err, ErrNotLeading) {
+				t.Errorf("error %v, want ErrNotLeading", err)
+			}
+		})
+	}
 }

@@ -846,8 +846,8 @@ func (h *harness) startNamespaceFault(ctx context.Context, f plannedFault, rec *
 		}
 		return rec, func(ctx context.Context) {
 			hold(ctx, h.opts.RepairBudget+f.Hold) // long enough for invariant 6 to be checked
-			h.heal(ctx, "retarget "+ns, func(ctx context.Context) error { return h.annotateIgnore(ctx, ns, false) })
-			h.w.event(ns, evRetarget, time.Now())
+			at := h.heal(ctx, "retarget "+ns, func(ctx context.Context) error { return h.annotateIgnore(ctx, ns, false) })
+			h.w.event(ns, evRetarget, at)
 			h.release(ns)
 		}, nil
 	case NamespaceFinal:
@@ -876,18 +876,19 @@ func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 // heal retries fn until it succeeds, for up to healTimeout: the API server
 // may be restarting when a fault ends, and a heal that did not happen must
-// not be recorded as done.
-func (h *harness) heal(ctx context.Context, what string, fn func(context.Context) error) {
+// not be recorded as done. It returns when the attempt that succeeded began.
+func (h *harness) heal(ctx context.Context, what string, fn func(context.Context) error) time.Time {
 	ctx = context.WithoutCancel(ctx)
 	deadline := time.Now().Add(healTimeout)
 	for {
+		began := time.Now()
 		err := fn(ctx)
 		if err == nil {
-			return
+			return began
 		}
 		if time.Now().After(deadline) {
 			h.log.Error("heal failed", "what", what, "error", err)
-			return
+			return began
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
