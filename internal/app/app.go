@@ -124,6 +124,14 @@ func run(ctx context.Context, version string, args []string, stderr io.Writer, d
 	if err != nil {
 		return err
 	}
+	// The elector has a client of its own, outside the fence's connections:
+	// a stale leader must still learn that it lost the Lease.
+	leaseClient := client
+	if d.kube == nil {
+		if leaseClient, err = realClient(cfg, version, identity, nil); err != nil {
+			return err
+		}
+	}
 
 	opts := refresher.Options{
 		SecretName:               cfg.SecretName,
@@ -183,9 +191,9 @@ func run(ctx context.Context, version string, args []string, stderr io.Writer, d
 	}
 	switch mode {
 	case "cleanup":
-		return runCleanup(ctx, cfg, client, leader, ctrl, log)
+		return runCleanup(ctx, cfg, leaseClient, leader, ctrl, log)
 	case "once":
-		return runOnce(ctx, cfg, client, leader, ctrl, events, log)
+		return runOnce(ctx, cfg, leaseClient, leader, ctrl, events, log)
 	}
 
 	listen := func(what, addr string, h http.Handler) (*health.Server, error) {
@@ -222,7 +230,7 @@ func run(ctx context.Context, version string, args []string, stderr io.Writer, d
 		log.Info("leader election disabled; this replica writes")
 		return ctrl.Lead(ctx)
 	}
-	lost, err := kube.RunLeaderElection(ctx, client, leader, log, func(ctx context.Context) {
+	lost, err := kube.RunLeaderElection(ctx, leaseClient, leader, log, func(ctx context.Context) {
 		if err := ctrl.Lead(ctx); err != nil && ctx.Err() == nil {
 			log.Error("controller stopped", "error", err)
 			cancel()
@@ -339,14 +347,17 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 }
 
 // realClient builds the Kubernetes client from the kubeconfig or the
-// in-cluster configuration.
+// in-cluster configuration; with a fence, every request and connection of
+// it passes the fence.
 func realClient(cfg config.Config, version, identity string, fence *kube.WriteFence) (kubernetes.Interface, error) {
 	rc, err := restConfig(cfg, version, identity)
 	if err != nil {
 		return nil, ConfigError{err}
 	}
-	rc.Wrap(fence.Wrap)
-	rc.Dial = fence.Dial((&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext)
+	if fence != nil {
+		rc.Wrap(fence.Wrap)
+		rc.Dial = fence.Dial((&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext)
+	}
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)

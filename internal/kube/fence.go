@@ -79,21 +79,42 @@ func (f *WriteFence) Allow() error {
 // DialFunc is the signature of rest.Config.Dial.
 type DialFunc func(ctx context.Context, network, address string) (net.Conn, error)
 
-// Dial returns dial behind the fence, for rest.Config.Dial: no new
-// connection while this replica leads but has not renewed within the renew
-// deadline. A request that passed the transport's check just before the
-// process was paused, and finds its connection gone when it wakes (the API
-// server restarted meanwhile), would otherwise be retried by the HTTP
-// transport on a new connection, after another replica took the Lease. A
-// follower dials freely, so it can acquire; a stale leader needs no new
-// connection: its renewal has failed already, and it is about to stop.
+// Dial returns dial behind the fence, for rest.Config.Dial of the client
+// that writes (never the elector's): no new connection, and no byte sent on
+// one, while this replica leads by its own record but has not renewed
+// within the renew deadline. The transport's check alone is not enough: a
+// request that passed it just before the process was paused may still be
+// waiting for a connection (a dial, a TLS handshake, a retry on a new
+// connection after the API server restarted) when the process wakes, and
+// would be sent after another replica took the Lease. A follower's
+// connections carry bytes freely (reads; its writes are refused by the
+// transport); a stale leader has nothing left to send: its renewal has
+// failed already, and it is about to stop.
 func (f *WriteFence) Dial(dial DialFunc) DialFunc {
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
 		if err := f.stale(); err != nil {
 			return nil, fmt.Errorf("dial %s: %w", address, err)
 		}
-		return dial(ctx, network, address)
+		c, err := dial(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		return &fencedConn{Conn: c, fence: f}, nil
 	}
+}
+
+// fencedConn refuses every write while its fence is stale, and closes.
+type fencedConn struct {
+	net.Conn
+	fence *WriteFence
+}
+
+func (c *fencedConn) Write(b []byte) (int, error) {
+	if err := c.fence.stale(); err != nil {
+		_ = c.Conn.Close()
+		return 0, err
+	}
+	return c.Conn.Write(b)
 }
 
 // stale returns an error while this replica leads by its own record but has

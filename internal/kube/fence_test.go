@@ -175,3 +175,45 @@ func TestWriteFenceDial(t *testing.T) {
 		})
 	}
 }
+
+// A connection opened while fresh carries no byte once the leader is
+// stale: a request that waited in the transport while the process was
+// paused is not sent when it wakes.
+func TestFencedConnectionGoesQuietWhenStale(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	got := make(chan int, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		b, _ := io.ReadAll(c)
+		got <- len(b)
+	}()
+	el := &fakeElector{leader: true}
+	f := NewWriteFence(15*time.Second, 10*time.Second)
+	f.arm(el)
+	c, err := f.Dial((&net.Dialer{}).DialContext)(t.Context(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("fresh")); err != nil {
+		t.Fatalf("write while fresh: %v", err)
+	}
+	el.stale = true
+	if _, err := c.Write([]byte("stale")); !errors.Is(err, ErrNotLeading) {
+		t.Errorf("write while stale: %v, want ErrNotLeading", err)
+	}
+	select {
+	case n := <-got:
+		if n != len("fresh") {
+			t.Errorf("the server received %d bytes, want only the %d sent while fresh", n, len("fresh"))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the fenced connection was not closed")
+	}
+}
