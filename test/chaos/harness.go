@@ -111,6 +111,7 @@ type harness struct {
 	env     map[string]string
 	lease   time.Duration
 	started time.Time
+	commit  string // of the tree the controller was built from
 
 	mu       sync.Mutex
 	busy     map[string]bool // resources in use
@@ -172,6 +173,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 
 func (h *harness) setup(ctx context.Context) error {
 	bin := filepath.Join(h.opts.WorkDir, "kube-ecr-refresher")
+	h.commit = gitDescribe()
 	h.log.Info("building the controller", "out", bin)
 	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=chaos",
 		"-o", bin, "./cmd/kube-ecr-refresher")

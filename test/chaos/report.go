@@ -122,7 +122,7 @@ func (h *harness) report(phaseEnd time.Time) (*Report, error) {
 	}
 
 	rep := &Report{
-		Seed: h.opts.Seed, Commit: gitDescribe(), Started: h.started,
+		Seed: h.opts.Seed, Commit: h.commit, Started: h.started,
 		DurationSeconds: phaseEnd.Sub(h.started).Seconds(),
 		Options: reportOptions{Interval: h.opts.Interval.String(), Namespaces: h.opts.Namespaces, Writers: h.opts.Writers,
 			EditsPerMinute: h.opts.EditsPerMinute, RepairBudget: h.opts.RepairBudget.String(), Replicas: h.opts.Replicas},
