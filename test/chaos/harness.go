@@ -121,8 +121,7 @@ type harness struct {
 	seq      int
 	wg       sync.WaitGroup
 
-	noLeader    time.Duration
-	leaderSince time.Time
+	noLeader time.Duration
 }
 
 // faultRecord is one fault as it was injected.
