@@ -64,16 +64,10 @@ func (f *WriteFence) Allow() error {
 	f.mu.Lock()
 	el := f.el
 	f.mu.Unlock()
-	if el == nil {
-		return nil
-	}
-	if !el.IsLeader() {
+	if el != nil && !el.IsLeader() {
 		return ErrNotLeading
 	}
-	if err := el.Check(f.slack); err != nil {
-		return fmt.Errorf("%w: %v", ErrNotLeading, err)
-	}
-	return nil
+	return f.stale()
 }
 
 // DialFunc is the signature of rest.Config.Dial.

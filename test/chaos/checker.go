@@ -32,7 +32,6 @@ const youngGrace = 3 * time.Second
 // 3 and 6 as they happen.
 type checker struct {
 	w       *world
-	ledger  *ledger
 	ecr     *fakeecr.Server
 	secret  string
 	secrets listerscorev1.SecretLister
@@ -57,7 +56,7 @@ type repairWatch struct {
 }
 
 func newChecker(ctx context.Context, client kubernetes.Interface, w *world, l *ledger, srv *fakeecr.Server, secretName string) *checker {
-	c := &checker{w: w, ledger: l, ecr: srv, secret: secretName, issued: map[string]time.Time{},
+	c := &checker{w: w, ecr: srv, secret: secretName, issued: map[string]time.Time{},
 		repairs: map[string][]time.Duration{}, overlapped: map[string]int{}, unserved: map[string]string{}}
 	byName := func(name string) informers.SharedInformerOption {
 		return informers.WithTweakListOptions(func(o *metav1.ListOptions) {

@@ -24,7 +24,7 @@ func offlineChecker(t *testing.T) (*checker, cache.Indexer, cache.Indexer, *fake
 	w := newWorld(30 * time.Second)
 	si := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	ai := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
-	c := &checker{w: w, ledger: newLedger(w), ecr: srv, secret: secretName,
+	c := &checker{w: w, ecr: srv, secret: secretName,
 		secrets: listerscorev1.NewSecretLister(si), sas: listerscorev1.NewServiceAccountLister(ai),
 		issued: map[string]time.Time{}, repairs: map[string][]time.Duration{}, overlapped: map[string]int{}, unserved: map[string]string{}}
 	return c, si, ai, srv

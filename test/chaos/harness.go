@@ -394,10 +394,8 @@ func (h *harness) leading(ctx context.Context, now time.Time) bool {
 
 // leader returns the running replica the Lease names, and the Lease.
 func (h *harness) leader(ctx context.Context) (*replica, *coordinationv1.Lease) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	l, err := h.client.CoordinationV1().Leases("default").Get(ctx, h.env["LEASE_NAME"], metav1.GetOptions{})
-	if err != nil || l.Spec.HolderIdentity == nil {
+	l := h.getLease(ctx)
+	if l == nil {
 		return nil, nil
 	}
 	for _, s := range h.slots {
@@ -408,15 +406,24 @@ func (h *harness) leader(ctx context.Context) (*replica, *coordinationv1.Lease) 
 	return nil, nil
 }
 
-// lease0 returns the Lease's holder, or "".
-func (h *harness) lease0(ctx context.Context) string {
+// getLease reads the Lease through the admin client; nil when it cannot,
+// or when it names no holder.
+func (h *harness) getLease(ctx context.Context) *coordinationv1.Lease {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	l, err := h.client.CoordinationV1().Leases("default").Get(ctx, h.env["LEASE_NAME"], metav1.GetOptions{})
 	if err != nil || l.Spec.HolderIdentity == nil {
-		return ""
+		return nil
 	}
-	return *l.Spec.HolderIdentity
+	return l
+}
+
+// lease0 returns the Lease's holder, or "".
+func (h *harness) lease0(ctx context.Context) string {
+	if l := h.getLease(ctx); l != nil {
+		return *l.Spec.HolderIdentity
+	}
+	return ""
 }
 
 // follower returns a running replica the Lease does not name.
