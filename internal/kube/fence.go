@@ -31,25 +31,44 @@ type elector interface {
 // timers, and its workers can write before its elector notices that
 // another replica took the Lease. The fence closes that window: once armed
 // with an elector, every write through the transport it wraps is refused
-// unless this replica leads and renewed the Lease within the renew
-// deadline, the same bound client-go's leader gives up at, on the local
-// monotonic clock, which keeps running while the process is stopped.
+// unless this replica leads and sent its latest successful renewal less
+// than the renew deadline ago, on the local monotonic clock, which keeps
+// running while the process is stopped.
+//
+// The clock starts when the renewal was sent, not when its answer came:
+// another replica can take the Lease only a lease duration after it saw
+// that renewal, which reached the API server after it was sent, so a write
+// sent before the renew deadline reaches the server with the lease
+// duration minus the renew deadline (5 s by default) to spare, however
+// slow the renewal's answer was. (client-go's own LeaderElector.Check
+// starts from the answer; it is checked too.)
+//
+// Once this replica has led and its elector no longer names it, the fence
+// stays closed for good: the process is about to exit (a replica that lost
+// the Lease restarts clean), and a request that passed the fence while it
+// led must not reach the server afterwards on a new connection (net/http's
+// HTTP/2 transport retries a request whose connection failed after a
+// backoff of seconds, without going back through the fence's RoundTrip).
 //
 // An unarmed fence lets everything through: modes without leader election
 // (LEADER_ELECT=false, --cleanup, which holds the Lease by other means).
 // Lease requests always pass, so the elector itself can renew.
 type WriteFence struct {
+	renewDeadline time.Duration
 	// slack is RenewDeadline - LeaseDuration: Check then fails once the last
-	// renewal is older than the renew deadline.
+	// renewal's answer is older than the renew deadline.
 	slack time.Duration
 
-	mu sync.Mutex
-	el elector
+	mu      sync.Mutex
+	el      elector
+	renewed time.Time // when the latest successful renewal (or acquisition) was sent
+	led     bool      // the elector named this replica, on a record this process wrote
+	ended   bool      // ... and then stopped naming it, or leading stopped
 }
 
 // NewWriteFence returns an unarmed fence for a Lease of these timings.
 func NewWriteFence(leaseDuration, renewDeadline time.Duration) *WriteFence {
-	return &WriteFence{slack: renewDeadline - leaseDuration}
+	return &WriteFence{renewDeadline: renewDeadline, slack: renewDeadline - leaseDuration}
 }
 
 // arm makes the fence follow el from now on.
@@ -57,6 +76,25 @@ func (f *WriteFence) arm(el elector) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.el = el
+}
+
+// renewedAt records that a write of the Lease naming this replica, sent at
+// sent, succeeded.
+func (f *WriteFence) renewedAt(sent time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if sent.After(f.renewed) {
+		f.renewed = sent
+	}
+}
+
+// end closes the fence for good once this replica has stopped leading.
+func (f *WriteFence) end() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.led {
+		f.ended = true
+	}
 }
 
 // Allow returns nil when a write may be sent now.
@@ -112,13 +150,37 @@ func (c *fencedConn) Write(b []byte) (int, error) {
 }
 
 // stale returns an error while this replica leads by its own record but has
-// not renewed within the renew deadline.
+// not sent a successful renewal within the renew deadline, and from the
+// moment it has stopped leading.
 func (f *WriteFence) stale() error {
 	f.mu.Lock()
 	el := f.el
 	f.mu.Unlock()
-	if el == nil || !el.IsLeader() {
+	if el == nil {
 		return nil
+	}
+	leader := el.IsLeader() // outside f.mu: the elector has locks of its own
+	f.mu.Lock()
+	if leader && !f.renewed.IsZero() {
+		f.led = true // on a record this process wrote
+	} else if !leader && f.led {
+		f.ended = true
+	}
+	ended, renewed := f.ended, f.renewed
+	f.mu.Unlock()
+	switch {
+	case ended:
+		return fmt.Errorf("%w: it has stopped leading", ErrNotLeading)
+	case !leader:
+		return nil // a follower's connections carry its reads
+	case renewed.IsZero():
+		// Named by a record this process did not write (a restart with the
+		// same identity): it leads only once it has renewed.
+		return fmt.Errorf("%w: no renewal of the lease by this process yet", ErrNotLeading)
+	}
+	if age := time.Since(renewed); age >= f.renewDeadline {
+		return fmt.Errorf("%w: the last successful renewal was sent %s ago, renew deadline %s",
+			ErrNotLeading, age.Round(time.Millisecond), f.renewDeadline)
 	}
 	if err := el.Check(f.slack); err != nil {
 		return fmt.Errorf("%w: %v", ErrNotLeading, err)

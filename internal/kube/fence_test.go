@@ -25,6 +25,15 @@ type fakeElector struct {
 }
 
 func (e *fakeElector) IsLeader() bool { return e.leader }
+
+// armFence arms f with el, as RunLeaderElection does; a leader that is not
+// stale has just renewed.
+func armFence(f *WriteFence, el *fakeElector) {
+	f.arm(el)
+	if el.leader && !el.stale {
+		f.renewedAt(time.Now())
+	}
+}
 func (e *fakeElector) Check(time.Duration) error {
 	if e.leader && e.stale {
 		return errors.New("failed election to renew leadership")
@@ -57,7 +66,7 @@ func TestWriteFenceTransport(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := NewWriteFence(15*time.Second, 10*time.Second)
 			if tt.el != nil {
-				f.arm(tt.el)
+				armFence(f, tt.el)
 			}
 			client := &http.Client{Transport: f.Wrap(http.DefaultTransport)}
 			before := sent.Load()
@@ -160,7 +169,7 @@ func TestWriteFenceDial(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := NewWriteFence(15*time.Second, 10*time.Second)
 			if tt.el != nil {
-				f.arm(tt.el)
+				armFence(f, tt.el)
 			}
 			c, err := f.Dial((&net.Dialer{}).DialContext)(t.Context(), "tcp", ln.Addr().String())
 			if c != nil {
@@ -196,7 +205,7 @@ func TestFencedConnectionGoesQuietWhenStale(t *testing.T) {
 	}()
 	el := &fakeElector{leader: true}
 	f := NewWriteFence(15*time.Second, 10*time.Second)
-	f.arm(el)
+	armFence(f, el)
 	c, err := f.Dial((&net.Dialer{}).DialContext)(t.Context(), "tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -216,4 +225,152 @@ func TestFencedConnectionGoesQuietWhenStale(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the fenced connection was not closed")
 	}
+}
+
+// Once the elector no longer names this replica, nothing of the writer's
+// leaves: a request that passed the fence while it led and waits for a
+// new connection (net/http retries one after a backoff) is not sent when
+// the elector has learned that another replica holds the Lease.
+func TestFenceStaysClosedOnceLeadingEnded(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c) }()
+		}
+	}()
+	el := &fakeElector{leader: true}
+	f := NewWriteFence(15*time.Second, 10*time.Second)
+	armFence(f, el)
+	dial := f.Dial((&net.Dialer{}).DialContext)
+	c, err := dial(t.Context(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatalf("a leader's write: %v", err)
+	}
+	el.leader = false // the elector read a Lease that names another replica
+	if _, err := c.Write([]byte("x")); !errors.Is(err, ErrNotLeading) {
+		t.Errorf("write on a connection after leading ended: %v, want ErrNotLeading", err)
+	}
+	if c2, err := dial(t.Context(), "tcp", ln.Addr().String()); !errors.Is(err, ErrNotLeading) {
+		if c2 != nil {
+			c2.Close()
+		}
+		t.Errorf("dial after leading ended: %v, want ErrNotLeading", err)
+	}
+	if err := f.Allow(); !errors.Is(err, ErrNotLeading) {
+		t.Errorf("Allow after leading ended: %v, want ErrNotLeading", err)
+	}
+}
+
+// A follower never closes: it has not led, and its connections carry the
+// reads it needs to take over; nor does a replica named by a record it did
+// not write (a restart with the same identity), which may write only once
+// it has renewed.
+func TestFenceOfAReplicaThatNeverLed(t *testing.T) {
+	el := &fakeElector{}
+	f := NewWriteFence(15*time.Second, 10*time.Second)
+	f.arm(el)
+	if err := f.stale(); err != nil {
+		t.Errorf("a follower's connections: %v", err)
+	}
+	el.leader = true // the Lease names this identity, written by an earlier process
+	if err := f.Allow(); !errors.Is(err, ErrNotLeading) {
+		t.Errorf("Allow before this process renewed: %v, want ErrNotLeading", err)
+	}
+	el.leader = false // ... and another replica took it
+	if err := f.stale(); err != nil {
+		t.Errorf("a follower that never renewed: %v, want open connections", err)
+	}
+	el.leader = true
+	f.renewedAt(time.Now())
+	if err := f.Allow(); err != nil {
+		t.Errorf("Allow once this process renewed: %v", err)
+	}
+}
+
+// The fence's clock starts when a renewal was sent, not when its answer
+// came: another replica times the Lease from when it saw the renewal, so a
+// slow answer must not keep the fence open past the renew deadline of the
+// send (client-go's own Check, timed from the answer, would).
+func TestFenceClockStartsWhenTheRenewalWasSent(t *testing.T) {
+	const delay = 250 * time.Millisecond // < RenewDeadline (400ms), so renewals succeed
+	client := fake.NewClientset()
+	type renewal struct{ sent, answered time.Time }
+	var slow atomic.Bool
+	answered := make(chan renewal, 100)
+	client.PrependReactor("update", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if !slow.Load() {
+			return false, nil, nil
+		}
+		sent := time.Now()
+		time.Sleep(delay)
+		answered <- renewal{sent, time.Now()}
+		return false, nil, nil // the tracker applies the update
+	})
+	cfg := testLeaderConfig(nil)
+	cfg.Fence = NewWriteFence(cfg.LeaseDuration, cfg.RenewDeadline)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	leading := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = RunLeaderElection(ctx, client, cfg, slog.New(slog.DiscardHandler), func(ctx context.Context) {
+			leading <- struct{}{}
+			<-ctx.Done()
+		})
+	}()
+	select {
+	case <-leading:
+	case <-time.After(10 * time.Second):
+		t.Fatal("never led")
+	}
+	if err := cfg.Fence.Allow(); err != nil {
+		t.Fatalf("a renewing leader's fence: %v", err)
+	}
+	slow.Store(true)
+	var r renewal
+	select {
+	case r = <-answered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no slow renewal")
+	}
+	// Just after the answer the renewal is fresh (sent 250ms ago).
+	open := false
+	for time.Since(r.answered) < 100*time.Millisecond {
+		if cfg.Fence.Allow() == nil {
+			open = true
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !open {
+		t.Fatal("the fence never opened after a successful (slow) renewal")
+	}
+	// The next answer comes RetryPeriod + delay after this one; well before
+	// that, the renew deadline of this renewal's send has passed.
+	time.Sleep(time.Until(r.sent.Add(cfg.RenewDeadline + 30*time.Millisecond)))
+	err := cfg.Fence.Allow()
+	select {
+	case next := <-answered:
+		t.Skipf("the next renewal was answered already (%v after the first): the machine is too slow for this test", next.answered.Sub(r.answered))
+	default:
+	}
+	if !errors.Is(err, ErrNotLeading) {
+		t.Errorf("Allow %v after a renewal was sent (answered after %v), renew deadline %v: %v, want ErrNotLeading",
+			time.Since(r.sent).Round(time.Millisecond), delay, cfg.RenewDeadline, err)
+	}
+	cancel()
+	<-done
 }

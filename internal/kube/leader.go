@@ -45,10 +45,13 @@ type LeaderConfig struct {
 // RunOrDie), so that its Check fails once this replica leads but has not
 // renewed the Lease for longer than the lease duration plus its slack.
 func RunLeaderElection(ctx context.Context, client kubernetes.Interface, cfg LeaderConfig, log *slog.Logger, lead func(ctx context.Context)) (lost bool, err error) {
-	lock := &resourcelock.LeaseLock{
+	var lock resourcelock.Interface = &resourcelock.LeaseLock{
 		LeaseMeta:  metaFor(cfg.Namespace, cfg.Name),
 		Client:     client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: cfg.Identity},
+	}
+	if cfg.Fence != nil {
+		lock = &timedLock{Interface: lock, fence: cfg.Fence}
 	}
 	// The elector runs on its own context, ended once ctx has ended and lead
 	// (if it started) has returned.
@@ -88,6 +91,9 @@ func RunLeaderElection(ctx context.Context, client kubernetes.Interface, cfg Lea
 				lead(leadCtx)
 			},
 			OnStoppedLeading: func() {
+				if cfg.Fence != nil {
+					cfg.Fence.end()
+				}
 				if led.Load() {
 					log.Info("stopped leading", "lease", cfg.Namespace+"/"+cfg.Name, "identity", cfg.Identity)
 				}
@@ -136,4 +142,31 @@ func RunLeaderElection(ctx context.Context, client kubernetes.Interface, cfg Lea
 	lost = ctx.Err() == nil
 	waitLead()
 	return lost, nil
+}
+
+// timedLock tells the fence when each successful write of the Lease naming
+// this replica was sent: the fence's clock starts there.
+type timedLock struct {
+	resourcelock.Interface
+	fence *WriteFence
+}
+
+func (l *timedLock) Create(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
+	sent := time.Now()
+	err := l.Interface.Create(ctx, rec)
+	l.done(rec, sent, err)
+	return err
+}
+
+func (l *timedLock) Update(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
+	sent := time.Now()
+	err := l.Interface.Update(ctx, rec)
+	l.done(rec, sent, err)
+	return err
+}
+
+func (l *timedLock) done(rec resourcelock.LeaderElectionRecord, sent time.Time, err error) {
+	if err == nil && rec.HolderIdentity != "" && rec.HolderIdentity == l.Identity() {
+		l.fence.renewedAt(sent)
+	}
 }
