@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -335,6 +336,13 @@ func ApplySecret(ctx context.Context, client typedcorev1.SecretsGetter, ns, name
 			}
 			next := cur.DeepCopy()
 			setSecretContent(next, p)
+			if cur != cached && apiequality.Semantic.DeepEqual(cur, next) {
+				// The live Secret holds what we would write already: our
+				// earlier write whose answer was lost (a connection reset
+				// after the server applied it). Nothing to send.
+				updated = cur
+				return nil
+			}
 			if dryRun {
 				return nil
 			}

@@ -545,6 +545,20 @@ func TestApplySecret(t *testing.T) {
 			wantStored: wantFresh,
 		},
 		{
+			// Our earlier write reached the server but its answer was lost.
+			name: "An update after a conflict sends nothing when the live Secret holds what we would write",
+			stored: func() *corev1.Secret {
+				s := wantFresh.DeepCopy()
+				s.ResourceVersion = "42"
+				return s
+			}(),
+			cached:     cacheCopy(t, live),
+			action:     SecretUpdate,
+			react:      conflictOnce,
+			wantVerbs:  []string{"update secrets"}, // the attempt that conflicted, nothing after
+			wantStored: wantFresh,
+		},
+		{
 			name: "An update after a conflict leaves a Secret that lost our label untouched",
 			stored: func() *corev1.Secret {
 				s := live.DeepCopy()

@@ -216,11 +216,15 @@ func (c *checker) check(now time.Time) {
 			gone[n] = true
 		case st.untargeted:
 			gone[n] = true
+			// The same budget as invariant 1's: time under a blocking fault
+			// (no leader can write) is not held against cleanup.
 			last := st.events[len(st.events)-1].at
-			if left != "" && now.Sub(last) > c.w.budget && !st.leftCleanAt.Equal(last) {
+			unexcused := now.Sub(last) - c.w.excusedLocked(last, now)
+			if left != "" && unexcused > c.w.budget && !st.leftCleanAt.Equal(last) {
 				st.leftCleanAt = last
 				c.w.violateLocked(Violation{Invariant: InvLeftClean, Time: now, Namespace: n,
-					Detail: fmt.Sprintf("%s, %s after the namespace left the target set", left, now.Sub(last).Round(time.Second))})
+					Detail: fmt.Sprintf("%s, %s after the namespace left the target set, %s of it outside any blocking fault (budget %s)",
+						left, now.Sub(last).Round(time.Second), unexcused.Round(time.Second), c.w.budget)})
 			}
 		case ok:
 			if st.gap != nil {

@@ -143,6 +143,19 @@ func TestOursLeftInAnUntargetedNamespaceIsAViolation(t *testing.T) {
 	}
 }
 
+// Cleanup, like repair, is not held to the budget while no leader can write.
+func TestOursLeftDuringABlockingFaultIsExcused(t *testing.T) {
+	c, si, _, _ := offlineChecker(t)
+	start := time.Now().Add(-time.Minute)
+	c.w.ns["n"] = &nsState{name: "n", created: start, untargeted: true, events: []nsEvent{{evUntarget, start}}}
+	_ = si.Add(ourSecret("n", ""))
+	c.w.blocking = []window{{from: start, to: start.Add(50 * time.Second)}}
+	c.check(time.Now())
+	if got := c.w.vcount[InvLeftClean]; got != 0 {
+		t.Errorf("%d violations, want none: %+v", got, c.w.violations)
+	}
+}
+
 func TestLedgerCatchesALostEntry(t *testing.T) {
 	w := newWorld(time.Second)
 	l := newLedger(w)

@@ -608,10 +608,12 @@ func (h *harness) inject(ctx context.Context, f plannedFault) bool {
 	if disrupting(f.Kind) {
 		h.check.interrupt(rec.Start)
 	}
-	var unblock func(time.Time)
+	var (
+		unblock func(time.Time)
+		limit   time.Time
+	)
 	if blocking(f.Kind) {
-		var limit time.Time
-		if resourceOf(f.Kind) == "leader" {
+		if resourceOf(f.Kind) == "leader" || f.Kind == KillLeader {
 			// Another replica takes the Lease once it expires: the harm is
 			// excused until then, not for as long as the fault lasts.
 			limit = rec.Start.Add(h.lease + 2*time.Second)
@@ -620,7 +622,10 @@ func (h *harness) inject(ctx context.Context, f plannedFault) bool {
 	}
 	finish := func() {
 		rec.End = time.Now()
-		if unblock != nil {
+		switch {
+		case unblock != nil && f.Kind == KillLeader:
+			unblock(limit) // the Lease outlives the process it named
+		case unblock != nil:
 			unblock(rec.End)
 		}
 		freeRes()
@@ -920,6 +925,9 @@ func (h *harness) placeForeign(ctx context.Context, ns string) (string, error) {
 	h.w.event(ns, evForeignOn, time.Now())
 	var err error
 	for range 10 {
+		// Each deletion of ours calls for one write: the controller may
+		// re-create its Secret before the foreign one lands (409 here).
+		h.w.event(ns, evSecretDelete, time.Now())
 		_ = secrets.Delete(ctx, secretName, metav1.DeleteOptions{})
 		var out *corev1.Secret
 		out, err = secrets.Create(ctx, &corev1.Secret{

@@ -67,9 +67,12 @@ func resourceOf(kind string) string {
 // no token can be had, the API server is away, or the leader cannot reach
 // it and still holds the Lease. A namespace unserved during such a fault
 // is excused for that time (invariant 1).
+//
+// A SIGKILLed leader is blocking too: its Lease holds until it expires,
+// and no replica may write before that (a SIGTERMed one releases it).
 func blocking(kind string) bool {
 	switch kind {
-	case StopLeader, PartitionHole, PartitionReset, RestartAPIServer, RestartEtcd,
+	case KillLeader, StopLeader, PartitionHole, PartitionReset, RestartAPIServer, RestartEtcd,
 		ECROutage, ECRThrottle, ECRTimeout, ECRMalformed, ECRExpiredToken:
 		return true
 	}
@@ -80,7 +83,7 @@ func blocking(kind string) bool {
 // (it is blocking, or it takes the leader away): a repair still being
 // measured when one starts is not the first fault's alone.
 func disrupting(kind string) bool {
-	return blocking(kind) || kind == KillLeader || kind == TermLeader
+	return blocking(kind) || kind == TermLeader
 }
 
 // plannedFault is one entry of the schedule: what, when, and the numbers
