@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -140,6 +141,17 @@ func TestCaches(t *testing.T) {
 				slices.Sort(got)
 				if diff := cmp.Diff(want, got); diff != "" {
 					t.Errorf("ServiceAccountsIn(%s) mismatch (-want +got):\n%s", ns, diff)
+				}
+			}
+
+			// Only the wildcard's cache is read by namespace: no other
+			// cache pays for a namespace index.
+			for i, inf := range c.informers {
+				indexers := inf.GetIndexer().GetIndexers()
+				_, wild := c.saMC[AllServiceAccounts]
+				wantIndex := wild && i == len(c.informers)-1
+				if got := len(indexers) > 0; got != wantIndex {
+					t.Errorf("informer %d has indexes %v, want a namespace index: %v", i, slices.Collect(maps.Keys(indexers)), wantIndex)
 				}
 			}
 
