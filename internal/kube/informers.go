@@ -247,11 +247,25 @@ func (c *Caches) ServiceAccountsIn(ns string) ([]*corev1.ServiceAccount, error) 
 // caches: it drops managed fields, which the controller never reads. The
 // rest stays: a ServiceAccount is updated from its cached copy, so a field
 // left out here would be dropped from the ServiceAccount too.
+//
+// Strings every ServiceAccount shares (its name, label and annotation keys,
+// the names in imagePullSecrets) are interned.
 func TransformServiceAccount(obj any) (any, error) {
-	if m, err := meta.Accessor(obj); err == nil {
-		m.SetManagedFields(nil)
+	sa, ok := obj.(*corev1.ServiceAccount)
+	if !ok {
+		if m, err := meta.Accessor(obj); err == nil {
+			m.SetManagedFields(nil)
+		}
+		return obj, nil
 	}
-	return obj, nil
+	sa.ManagedFields = nil
+	sa.Name = strs.get(sa.Name)
+	sa.Labels = strs.internKeys(sa.Labels, true)
+	sa.Annotations = strs.internKeys(sa.Annotations, true)
+	for i := range sa.ImagePullSecrets {
+		sa.ImagePullSecrets[i].Name = strs.get(sa.ImagePullSecrets[i].Name)
+	}
+	return sa, nil
 }
 
 // TransformNamespace keeps, in the namespace cache, only what the controller
@@ -270,13 +284,25 @@ func TransformNamespace(obj any) (any, error) {
 			Name:              ns.Name,
 			UID:               ns.UID,
 			ResourceVersion:   ns.ResourceVersion,
-			Labels:            ns.Labels,
 			DeletionTimestamp: ns.DeletionTimestamp,
 		},
-		Status: corev1.NamespaceStatus{Phase: ns.Status.Phase},
+		Status: corev1.NamespaceStatus{Phase: corev1.NamespacePhase(strs.get(string(ns.Status.Phase)))},
+	}
+	if ns.Labels != nil {
+		// Keys and common values shared; kubernetes.io/metadata.name, which
+		// every namespace has, shares the name's own string.
+		slim.Labels = make(map[string]string, len(ns.Labels))
+		for k, v := range ns.Labels {
+			if v == ns.Name {
+				v = slim.Name
+			} else {
+				v = strs.get(v)
+			}
+			slim.Labels[strs.get(k)] = v
+		}
 	}
 	if v, ok := ns.Annotations[IgnoreAnnotation]; ok {
-		slim.Annotations = map[string]string{IgnoreAnnotation: v}
+		slim.Annotations = map[string]string{IgnoreAnnotation: strs.get(v)}
 	}
 	return slim, nil
 }

@@ -2,11 +2,14 @@ package kube
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -223,5 +226,62 @@ func TestCaches(t *testing.T) {
 				t.Errorf("list field selectors mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// The transforms share one copy of the strings every cached object carries.
+func TestTransformsShareCommonStrings(t *testing.T) {
+	p := mustPayload(t, testToken(testT0(), 12*time.Hour, "pw"))
+	secret := func(ns string) *corev1.Secret {
+		out, err := TransformSecret(DesiredSecret(ns, testSecret, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.(*corev1.Secret)
+	}
+	a, b := secret("a"), secret("b")
+	for k, v := range a.Annotations {
+		if unsafe.StringData(b.Annotations[k]) != unsafe.StringData(v) {
+			t.Errorf("annotation %s: two copies of %q", k, v)
+		}
+	}
+	if unsafe.StringData(a.Name) != unsafe.StringData(b.Name) {
+		t.Error("two copies of the Secret's name")
+	}
+
+	sa := func(ns string) *corev1.ServiceAccount {
+		out, _ := TransformServiceAccount(&corev1.ServiceAccount{
+			ObjectMeta:       metav1.ObjectMeta{Namespace: ns, Name: string([]byte("default")), Labels: map[string]string{string([]byte("team")): string([]byte("x"))}},
+			ImagePullSecrets: []corev1.LocalObjectReference{{Name: string([]byte(testSecret))}},
+		})
+		return out.(*corev1.ServiceAccount)
+	}
+	sa1, sa2 := sa("a"), sa("b")
+	if unsafe.StringData(sa1.Name) != unsafe.StringData(sa2.Name) ||
+		unsafe.StringData(sa1.ImagePullSecrets[0].Name) != unsafe.StringData(sa2.ImagePullSecrets[0].Name) ||
+		unsafe.StringData(sa1.Labels["team"]) != unsafe.StringData(sa2.Labels["team"]) {
+		t.Error("ServiceAccounts hold their own copies of shared strings")
+	}
+
+	out, _ := TransformNamespace(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: "n1", Labels: map[string]string{"kubernetes.io/metadata.name": string([]byte("n1"))}}})
+	ns := out.(*corev1.Namespace)
+	if unsafe.StringData(ns.Labels["kubernetes.io/metadata.name"]) != unsafe.StringData(ns.Name) {
+		t.Error("the metadata.name label holds its own copy of the name")
+	}
+}
+
+func TestInternerIsBounded(t *testing.T) {
+	var in interner
+	for i := range 3 * maxInterned {
+		in.get(fmt.Sprint(i))
+		if len(in.m) > maxInterned {
+			t.Fatalf("interner holds %d strings, bound %d", len(in.m), maxInterned)
+		}
+	}
+	long := strings.Repeat("x", maxInternedLen+1)
+	in.get(long)
+	if _, ok := in.m[long]; ok {
+		t.Error("a long value was interned")
 	}
 }

@@ -63,8 +63,11 @@ func TransformSecret(obj any) (any, error) {
 		return s, nil
 	}
 	s.ManagedFields = nil
+	s.Name = strs.get(s.Name)
+	s.Labels = strs.internKeys(s.Labels, true)
 	if !Owned(s) {
 		s.Data, s.StringData = nil, nil
+		s.Annotations = strs.internKeys(s.Annotations, true)
 		return s, nil
 	}
 	ann := make(map[string]string, len(s.Annotations)+2)
@@ -84,7 +87,7 @@ func TransformSecret(obj any) (any, error) {
 		// Extra or missing keys: make sure the digest never matches.
 		ann[cacheDigestAnnotation] = "!keys"
 	}
-	s.Annotations = ann
+	s.Annotations = strs.internKeys(ann, true) // one token: the same values in every namespace
 	s.Data, s.StringData = nil, nil
 	return s, nil
 }
