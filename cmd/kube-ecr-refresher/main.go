@@ -16,7 +16,7 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := app.Run(ctx, version, os.Args[1:], os.Stderr)
+	err := app.Run(ctx, version, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(app.ExitCode(err, os.Stderr))
 }

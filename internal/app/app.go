@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -68,7 +69,13 @@ func indent(s string) string {
 
 // Run loads the configuration from args and the environment, then runs the
 // chosen mode until it is done or ctx ends. version is the build's version.
-func Run(ctx context.Context, version string, args []string, stderr io.Writer) error {
+//
+// With "status" as the first argument it runs the status command instead,
+// which prints to stdout.
+func Run(ctx context.Context, version string, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "status" {
+		return runStatus(ctx, version, args[1:], stdout, stderr, deps{})
+	}
 	return run(ctx, version, args, stderr, deps{})
 }
 
@@ -217,6 +224,14 @@ func run(ctx context.Context, version string, args []string, stderr io.Writer, d
 			return err
 		}
 		defer srv.Shutdown()
+	}
+	if cfg.PprofAddr != "" {
+		srv, err := listen("pprof", cfg.PprofAddr, pprofHandler())
+		if err != nil {
+			return err
+		}
+		defer srv.Shutdown()
+		log.Warn("pprof endpoints enabled; profiles show memory contents", "addr", srv.Addr().String())
 	}
 	if reg != nil {
 		srv, err := listen("metrics", cfg.MetricsAddr, metrics.Handler(reg))
@@ -400,4 +415,17 @@ func targetsForLog(names []string) string {
 		return "all"
 	}
 	return strings.Join(names, ",")
+}
+
+// pprofHandler serves net/http/pprof's endpoints on a mux of their own (the
+// package's init registers them on http.DefaultServeMux, which no server
+// here uses).
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

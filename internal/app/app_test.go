@@ -227,3 +227,20 @@ func TestOnceMode(t *testing.T) {
 		t.Errorf("default ServiceAccount after --once: %v, %v; want our entry", sa, err)
 	}
 }
+
+// PPROF_ADDR serves Go's profiles on an address of its own, for a heap
+// profile a user can send.
+func TestPprofEndpointWhenAsked(t *testing.T) {
+	client := fake.NewClientset()
+	addrs, stop := started(t, client, "--health-addr=", "--pprof-addr=127.0.0.1:0", "--lease-namespace=kube-system")
+	defer func() { _ = stop() }()
+	base := "http://" + addrs["pprof"].String()
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=1"} {
+		if code := get(base + path); code != http.StatusOK {
+			t.Errorf("GET %s = %d, want 200", path, code)
+		}
+	}
+	if code := get(base + "/metrics"); code != http.StatusNotFound {
+		t.Errorf("GET /metrics on the pprof address = %d, want 404", code)
+	}
+}

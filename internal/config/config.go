@@ -108,6 +108,9 @@ type Config struct {
 
 	// HealthAddr serves /healthz and /readyz; empty disables it.
 	HealthAddr string `envconfig:"HEALTH_ADDR" default:":8081" desc:"address of the /healthz and /readyz endpoints; empty disables them"`
+	// PprofAddr serves Go's /debug/pprof/ profiles; empty (the default)
+	// disables it.
+	PprofAddr string `envconfig:"PPROF_ADDR" desc:"address of Go's /debug/pprof/ profiles (127.0.0.1:6060), for a heap profile to send with a report; empty disables them. Profiles show memory contents: keep it on localhost and use kubectl port-forward"`
 
 	// PodName and PodNamespace are this replica's Pod, from the downward
 	// API variables POD_NAME and POD_NAMESPACE (empty outside a Pod). They

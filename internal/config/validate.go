@@ -173,9 +173,13 @@ func (c Config) problems() []*fieldError {
 	default:
 		add("LOG_FORMAT", fmt.Sprintf("must be json or text, got %q", c.LogFormat))
 	}
-	if c.HealthAddr != "" {
-		if _, _, err := net.SplitHostPort(c.HealthAddr); err != nil {
-			add("HEALTH_ADDR", fmt.Sprintf("must be host:port, :port or empty, got %q", c.HealthAddr))
+	for _, a := range [...]struct{ name, addr string }{{"HEALTH_ADDR", c.HealthAddr}, {"PPROF_ADDR", c.PprofAddr}} {
+		name, addr := a.name, a.addr
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			add(name, fmt.Sprintf("must be host:port, :port or empty, got %q", addr))
 		}
 	}
 	return ps

@@ -183,6 +183,11 @@ func TestValidate(t *testing.T) {
 			change: func(c *Config) { c.HealthAddr = "localhost" },
 			want:   []string{`KUBE_ECR_REFRESHER_HEALTH_ADDR (--health-addr): must be host:port, :port or empty, got "localhost"`},
 		},
+		{
+			name:   "A pprof address without a port is rejected",
+			change: func(c *Config) { c.PprofAddr = "6060" },
+			want:   []string{`KUBE_ECR_REFRESHER_PPROF_ADDR (--pprof-addr): must be host:port, :port or empty, got "6060"`},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
