@@ -20,7 +20,8 @@ import (
 )
 
 // DefaultStatusNamespace is where status looks for the Lease when neither
-// -n nor LEASE_NAMESPACE says: the namespace README installs into.
+// -n, LEASE_NAMESPACE nor POD_NAMESPACE says: the namespace README installs
+// into.
 const DefaultStatusNamespace = "kube-ecr-refresher"
 
 const statusUsage = `usage: kube-ecr-refresher status [-o table|json] [-n NAMESPACE] [settings]
@@ -52,7 +53,9 @@ func runStatus(ctx context.Context, version string, args []string, stdout, stder
 	if err != nil {
 		return ConfigError{err}
 	}
-	leaseNSGiven := os.Getenv(config.EnvName("LEASE_NAMESPACE")) != "" ||
+	// Inside the controller's Pod (kubectl exec), POD_NAMESPACE and the
+	// Pod's own settings say where the Lease is.
+	leaseNSGiven := os.Getenv(config.EnvName("LEASE_NAMESPACE")) != "" || os.Getenv("POD_NAMESPACE") != "" ||
 		slices.ContainsFunc(rest, func(a string) bool {
 			return strings.HasPrefix(a, "--lease-namespace") || strings.HasPrefix(a, "-lease-namespace")
 		})

@@ -50,6 +50,7 @@ func TestStatusCommand(t *testing.T) {
 	d := deps{kube: func(config.Config) (kubernetes.Interface, error) { return client, nil }}
 	for _, tt := range []struct {
 		name    string
+		env     map[string]string
 		args    []string
 		wantErr string
 		want    []string
@@ -65,10 +66,15 @@ func TestStatusCommand(t *testing.T) {
 			want: []string{"Lease kube-ecr-refresher/kube-ecr-refresher: not found"}},
 		{name: "--lease-namespace is a controller setting and counts", args: []string{"--lease-namespace=ops", "--target-namespaces=team-a"},
 			want: []string{"Lease ops/kube-ecr-refresher: held by pod-a"}},
+		{name: "Inside the controller's Pod, POD_NAMESPACE says where the Lease is", env: map[string]string{"POD_NAMESPACE": "ops"},
+			args: []string{"--target-namespaces=team-a"}, want: []string{"Lease ops/kube-ecr-refresher: held by pod-a"}},
 		{name: "A bad output format is a configuration error", args: []string{"-o", "yaml"}, wantErr: `-o must be table or json, got "yaml"`},
 		{name: "A bad setting is a configuration error", args: []string{"--secret-nam=x"}, wantErr: "secret-name"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
 			var out bytes.Buffer
 			err := runStatus(t.Context(), "test", tt.args, &out, io.Discard, d)
 			switch {
