@@ -4,10 +4,18 @@
 
 CHART_TEST_TIMEOUT ?= 20m
 
-.PHONY: helm chart-test manifests lint-dockerfile
+.PHONY: helm chart chart-test manifests lint-dockerfile
+
+# The release's version: the chart's version and appVersion, and so the
+# image tag the chart defaults to. A release tag is v$(CHART_VERSION).
+CHART_VERSION := $(shell cat VERSION)
 
 helm: ## Build the pinned Helm from source (hack/tools) and print its path
 	@hack/tools/build.sh helm
+
+chart: ## Package the Helm chart into bin/ (version and appVersion from VERSION)
+	@mkdir -p bin
+	"$$(hack/tools/build.sh helm)" package deploy/helm/kube-ecr-refresher --version $(CHART_VERSION) --app-version $(CHART_VERSION) -d bin
 
 chart-test: ## Lint and render-test the chart, check deploy/*.yaml and the Dockerfile
 	go test -count=1 -timeout $(CHART_TEST_TIMEOUT) ./test/chart/...

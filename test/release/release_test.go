@@ -1,0 +1,86 @@
+//go:build integration
+
+// Package release checks what a release is made of: the workflow lints, and
+// the version lives in one place.
+package release
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// tool builds (or finds in the cache) a tool pinned in hack/tools.
+func tool(t *testing.T, name string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(repoRoot(t), "hack", "tools", "build.sh"), name)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// The workflows pass actionlint, and actionlint finds what is wrong in a
+// broken one (so a pass means something).
+func TestWorkflowsLint(t *testing.T) {
+	lint := tool(t, "actionlint")
+	workflows, err := filepath.Glob(filepath.Join(repoRoot(t), ".github", "workflows", "*.yml"))
+	if err != nil || len(workflows) == 0 {
+		t.Fatalf("no workflows: %v", err)
+	}
+	cmd := exec.Command(lint, append([]string{"-no-color"}, workflows...)...)
+	cmd.Dir = repoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("actionlint: %v\n%s", err, out)
+	}
+
+	broken := filepath.Join(t.TempDir(), "broken.yml")
+	if err := os.WriteFile(broken, []byte("on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ github.nope }}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(lint, "-no-color", broken).CombinedOutput(); err == nil || !strings.Contains(string(out), "nope") {
+		t.Errorf("actionlint passed a broken workflow: %v\n%s", err, out)
+	}
+}
+
+// VERSION is the one place the version lives: the chart's version and
+// appVersion (which the image tag defaults to) are the same.
+func TestChartVersionIsVERSION(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "VERSION"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := strings.TrimSpace(string(raw))
+	chartRaw, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "helm", "kube-ecr-refresher", "Chart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chart struct {
+		Version    string `json:"version"`
+		AppVersion string `json:"appVersion"`
+	}
+	if err := yaml.Unmarshal(chartRaw, &chart); err != nil {
+		t.Fatal(err)
+	}
+	if chart.Version != version || chart.AppVersion != version {
+		t.Errorf("Chart.yaml version %q, appVersion %q; VERSION %q: make them equal (make chart packages with VERSION)",
+			chart.Version, chart.AppVersion, version)
+	}
+}
