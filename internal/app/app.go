@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -71,10 +72,14 @@ func indent(s string) string {
 // chosen mode until it is done or ctx ends. version is the build's version.
 //
 // With "status" as the first argument it runs the status command instead,
-// which prints to stdout.
+// which prints to stdout; --version prints the version.
 func Run(ctx context.Context, version string, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "status" {
 		return runStatus(ctx, version, args[1:], stdout, stderr, deps{})
+	}
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version" || args[0] == "version") {
+		_, err := fmt.Fprintf(stdout, "kube-ecr-refresher %s (%s)\n", version, runtime.Version())
+		return err
 	}
 	return run(ctx, version, args, stderr, deps{})
 }

@@ -244,3 +244,15 @@ func TestPprofEndpointWhenAsked(t *testing.T) {
 		t.Errorf("GET /metrics on the pprof address = %d, want 404", code)
 	}
 }
+
+func TestVersionFlag(t *testing.T) {
+	for _, arg := range []string{"--version", "-version", "version"} {
+		var out strings.Builder
+		if err := Run(t.Context(), "1.2.3", []string{arg}, &out, io.Discard); err != nil {
+			t.Fatalf("%s: %v", arg, err)
+		}
+		if !strings.HasPrefix(out.String(), "kube-ecr-refresher 1.2.3 (go") {
+			t.Errorf("%s printed %q", arg, out.String())
+		}
+	}
+}
