@@ -184,6 +184,7 @@ func TestRenderedEnvParses(t *testing.T) {
 		RetryPeriod:              4 * time.Second,
 		LogLevel:                 "debug",
 		LogFormat:                "text",
+		PprofAddr:                "127.0.0.1:6060",
 		DryRun:                   true,
 		MetricsAddr:              ":8080",
 		Events:                   true,

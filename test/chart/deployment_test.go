@@ -277,6 +277,7 @@ func TestEnv(t *testing.T) {
 				valueEnv("KUBE_ECR_REFRESHER_LOG_LEVEL", "debug"),
 				valueEnv("KUBE_ECR_REFRESHER_MIN_REFRESH_INTERVAL", "2m"),
 				valueEnv("KUBE_ECR_REFRESHER_NAMESPACE_SELECTOR", "env in (prod,staging),team!=legacy"),
+				valueEnv("KUBE_ECR_REFRESHER_PPROF_ADDR", "127.0.0.1:6060"),
 				valueEnv("KUBE_ECR_REFRESHER_REFRESH_REMAINING_FRACTION", "0.25"),
 				valueEnv("KUBE_ECR_REFRESHER_REGISTRIES", "123456789012:eu-west-1,210987654321:eu-west-1:arn:aws:iam::210987654321:role/ecr-read"),
 				valueEnv("KUBE_ECR_REFRESHER_RENEW_DEADLINE", "20s"),
