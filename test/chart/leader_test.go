@@ -81,6 +81,7 @@ func TestAlwaysElected(t *testing.T) {
 		{name: "as is"},
 		{name: "with a leftover config.leaderElect=true", args: []string{"--set", "config.leaderElect=true"}},
 		{name: "without RBAC or cleanup", args: []string{"--set", "rbac.create=false", "--set", "cleanup.onUninstall=false"}},
+		{name: "with the uninstall cleanup", args: []string{"--set", "cleanup.onUninstall=true"}},
 		{name: "with config.leaderElect=false", args: []string{"--set", "config.leaderElect=false"}, wantErr: true},
 		{name: "with leader election off through extraEnv", args: []string{"--set-json", `extraEnv=[{"name":"KUBE_ECR_REFRESHER_LEADER_ELECT","value":"false"}]`}, wantErr: true},
 	}

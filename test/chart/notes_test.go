@@ -90,9 +90,16 @@ func TestNotes(t *testing.T) {
 			notWant: []string{"Pods are ready", "get lease", "deployment/"},
 		},
 		{
-			name: "The uninstall cleanup is announced",
-			args: []string{"--set", "aws.region=eu-west-1"},
-			want: []string{"helm uninstall first runs the Job kube-ecr-refresher-cleanup", "--no-hooks"},
+			name:    "The uninstall cleanup is announced",
+			args:    []string{"--set", "aws.region=eu-west-1", "--set", "cleanup.onUninstall=true"},
+			want:    []string{"helm uninstall first runs the Job kube-ecr-refresher-cleanup", "--no-hooks"},
+			notWant: []string{"helm uninstall leaves"},
+		},
+		{
+			name:    "Without the cleanup, what stays is said",
+			args:    []string{"--set", "aws.region=eu-west-1"},
+			want:    []string{`helm uninstall leaves the pull Secrets "ecr-pull-secret" and their imagePullSecrets entries in place`, "cleanup.onUninstall=true"},
+			notWant: []string{"helm uninstall first runs"},
 		},
 		{
 			name: "A single replica points at the Lease holder's logs too",

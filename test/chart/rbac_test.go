@@ -176,7 +176,6 @@ func TestRenderedKinds(t *testing.T) {
 				"Role/kube-ecr-refresher",
 				"RoleBinding/kube-ecr-refresher",
 				"Deployment/kube-ecr-refresher",
-				"Job/kube-ecr-refresher-cleanup",
 			},
 		},
 		{
@@ -191,7 +190,6 @@ func TestRenderedKinds(t *testing.T) {
 				"Role/kube-ecr-refresher",
 				"RoleBinding/kube-ecr-refresher",
 				"Deployment/kube-ecr-refresher",
-				"Job/kube-ecr-refresher-cleanup",
 			},
 		},
 		{
@@ -206,6 +204,20 @@ func TestRenderedKinds(t *testing.T) {
 			},
 		},
 		{
+			name: "The uninstall cleanup, when opted in, adds its hook Job last",
+			args: []string{"--set", "aws.region=eu-west-1", "--set", "cleanup.onUninstall=true"},
+			want: []string{
+				"PodDisruptionBudget/kube-ecr-refresher",
+				"ServiceAccount/kube-ecr-refresher",
+				"ClusterRole/kube-ecr-refresher",
+				"ClusterRoleBinding/kube-ecr-refresher",
+				"Role/kube-ecr-refresher",
+				"RoleBinding/kube-ecr-refresher",
+				"Deployment/kube-ecr-refresher",
+				"Job/kube-ecr-refresher-cleanup",
+			},
+		},
+		{
 			name: "A CronJob replaces the Deployment and its PodDisruptionBudget",
 			args: []string{"-f", ciFile(t, "cronjob")},
 			want: []string{
@@ -215,7 +227,6 @@ func TestRenderedKinds(t *testing.T) {
 				"Role/kube-ecr-refresher",
 				"RoleBinding/kube-ecr-refresher",
 				"CronJob/kube-ecr-refresher",
-				"Job/kube-ecr-refresher-cleanup",
 			},
 		},
 		{
@@ -232,7 +243,6 @@ func TestRenderedKinds(t *testing.T) {
 				"Deployment/kube-ecr-refresher",
 				"PrometheusRule/kube-ecr-refresher",
 				"ServiceMonitor/kube-ecr-refresher",
-				"Job/kube-ecr-refresher-cleanup",
 			},
 		},
 	}

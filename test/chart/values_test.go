@@ -61,6 +61,7 @@ func TestInvalidValues(t *testing.T) {
 		{name: "A token expiry threshold in days fails", args: append(region, "--set", "metrics.prometheusRule.tokenExpiryThreshold=1d"), wantErr: "/metrics/prometheusRule/tokenExpiryThreshold"},
 		{name: "A misspelt events key fails", args: append(region, "--set", "events.enable=true"), wantErr: "additional properties 'enable' not allowed"},
 		{name: "A misspelt cleanup key fails", args: append(region, "--set", "cleanup.enabled=false"), wantErr: "additional properties 'enabled' not allowed"},
+		{name: "A cleanup deadline of zero fails", args: append(region, "--set", "cleanup.activeDeadlineSeconds=0"), wantErr: "/cleanup/activeDeadlineSeconds"},
 		{name: "A metrics Service without metrics fails", args: append(region, "--set", "metrics.service.enabled=true"), wantErr: "metrics.service.enabled needs metrics.enabled=true"},
 		{name: "A ServiceMonitor without metrics fails", args: append(region, "--set", "metrics.serviceMonitor.enabled=true"), wantErr: "metrics.serviceMonitor.enabled needs metrics.enabled=true"},
 		{name: "A PrometheusRule without metrics fails", args: append(region, "--set", "metrics.prometheusRule.enabled=true"), wantErr: "metrics.prometheusRule.enabled needs metrics.enabled=true"},

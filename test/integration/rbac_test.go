@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -55,10 +56,12 @@ func TestRBACOfTheChartIsEnoughAndNoMore(t *testing.T) {
 	})
 
 	t.Run("the chart and the plain manifests pass a server-side dry run", func(t *testing.T) {
-		// With the uninstall hook Job, so the apiserver validates it too,
-		// and once more with the CronJob instead of the Deployment.
-		kubectlApply(t, renderChart(t, rbacRelease, release, values...), "--dry-run=server")
-		kubectlApply(t, renderChart(t, rbacRelease, release, append(values, "--set", "cronJob.enabled=true")...), "--dry-run=server")
+		// With the uninstall hook Job (opted in: it is off by default), so
+		// the apiserver validates it too, and once more with the CronJob
+		// instead of the Deployment.
+		withHook := append(slices.Clone(values), "--set", "cleanup.onUninstall=true")
+		kubectlApply(t, renderChart(t, rbacRelease, release, withHook...), "--dry-run=server")
+		kubectlApply(t, renderChart(t, rbacRelease, release, append(withHook, "--set", "cronJob.enabled=true")...), "--dry-run=server")
 
 		// Their namespaced objects need the namespace to exist; the parent
 		// test deletes it, after the controllers have stopped.

@@ -52,8 +52,10 @@ func uninstallLeavesNothing(t *testing.T, sts *httptest.Server, name, valuesFile
 	fullname := release + "-kube-ecr-refresher"
 	relNS := e.namespace("release", nil)
 	// The ci file as it is, with a Secret name of this test's own so that
-	// "nothing of ours remains" is not confused with other tests' Secrets.
-	chart := decodeChart(t, renderChart(t, release, relNS, "-f", valuesFile, "--set", "config.secretName="+e.secret))
+	// "nothing of ours remains" is not confused with other tests' Secrets,
+	// and the cleanup opted in (it is off by default).
+	chart := decodeChart(t, renderChart(t, release, relNS, "-f", valuesFile, "--set", "config.secretName="+e.secret,
+		"--set", "cleanup.onUninstall=true"))
 	if chart.hook == nil {
 		t.Skip("this rendering has no pre-delete cleanup hook")
 	}
