@@ -28,10 +28,17 @@ func TestCleanupJob(t *testing.T) {
 	tests := []struct {
 		name string
 		args []string
+		// wantArgs follow --cleanup: the extraArgs.
+		wantArgs []string
 	}{
 		{name: "Keyless credentials", args: []string{"-f", ciFile(t, "irsa")}},
 		{name: "Static keys stay out of the Job", args: []string{"-f", ciFile(t, "static-keys")}},
 		{name: "Every setting is passed on", args: []string{"-f", ciFile(t, "target-namespaces"), "-f", ciFile(t, "metrics")}},
+		{
+			name:     "Extra flags are passed on, extra volumes are not",
+			args:     []string{"-f", ciFile(t, "extras")},
+			wantArgs: []string{"--log-level=debug"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,8 +83,11 @@ func TestCleanupJob(t *testing.T) {
 				t.Errorf("pod securityContext differs from the controller's (-controller +job):\n%s", diff)
 			}
 			c := only(t, "containers", pod.Containers)
-			if diff := cmp.Diff([]string{"--cleanup"}, c.Args); diff != "" {
+			if diff := cmp.Diff(append([]string{"--cleanup"}, tt.wantArgs...), c.Args); diff != "" {
 				t.Errorf("args (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantArgs, controller.Args); diff != "" {
+				t.Errorf("controller args (-want +got):\n%s", diff)
 			}
 			if c.Image != controller.Image {
 				t.Errorf("image = %q, want the controller's %q", c.Image, controller.Image)
@@ -97,7 +107,8 @@ func TestCleanupJob(t *testing.T) {
 			if diff := cmp.Diff(wantEnv, c.Env); diff != "" {
 				t.Errorf("env (-want +got):\n%s", diff)
 			}
-			// Only the release record.
+			// Only the release record: no extraVolumes, whose sources may be
+			// gone by the time of the uninstall.
 			wantVolumes := []corev1.Volume{{Name: "helm-release", VolumeSource: corev1.VolumeSource{
 				Secret: &corev1.SecretVolumeSource{SecretName: releaseRecord, Optional: ptr.To(false)},
 			}}}

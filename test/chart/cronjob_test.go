@@ -47,6 +47,19 @@ func TestCronJob(t *testing.T) {
 				}},
 			},
 		},
+		{
+			name: "Extra flags, volumes and labels are the Deployment's",
+			args: []string{"-f", ciFile(t, "extras"), "--set", "cronJob.enabled=true", "--set", "metrics.serviceMonitor.enabled=false"},
+			want: batchv1.CronJobSpec{
+				Schedule:                   "0 */4 * * *",
+				ConcurrencyPolicy:          batchv1.ForbidConcurrent,
+				SuccessfulJobsHistoryLimit: ptr.To[int32](1),
+				FailedJobsHistoryLimit:     ptr.To[int32](3),
+				JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{
+					BackoffLimit: ptr.To[int32](2), ActiveDeadlineSeconds: ptr.To[int64](600),
+				}},
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,7 +83,7 @@ func TestCronJob(t *testing.T) {
 			wantPod.RestartPolicy = corev1.RestartPolicyNever
 			wantPod.TopologySpreadConstraints = nil
 			c := &wantPod.Containers[0]
-			c.Args = []string{"--once"}
+			c.Args = append([]string{"--once"}, c.Args...)
 			c.Ports, c.LivenessProbe, c.ReadinessProbe = nil, nil, nil
 			if diff := cmp.Diff(*wantPod, cj.Spec.JobTemplate.Spec.Template.Spec); diff != "" {
 				t.Errorf("Pod spec (-want +got):\n%s", diff)

@@ -102,29 +102,40 @@ func TestImage(t *testing.T) {
 	}
 }
 
-// TestPodDisruptionBudget asserts that a PDB exists exactly when there is more
-// than one replica, and selects the Deployment's Pods.
+// TestPodDisruptionBudget asserts that a PDB exists exactly when it is enabled
+// and there is more than one replica, with minAvailable 1 unless told
+// otherwise, and selects the Deployment's Pods.
 func TestPodDisruptionBudget(t *testing.T) {
 	h := newHelm(t)
 	tests := []struct {
 		name     string
 		replicas int32
 		extra    []string
-		wantPDB  bool
+		// want is the PDB's minAvailable or maxUnavailable; nil: no PDB.
+		wantMin, wantMax *intstr.IntOrString
 	}{
-		{name: "Two replicas get a PDB", replicas: 2, wantPDB: true},
-		{name: "Three replicas get a PDB", replicas: 3, wantPDB: true},
-		{name: "One replica gets none", replicas: 1, wantPDB: false},
+		{name: "Two replicas get a PDB", replicas: 2, wantMin: ptr.To(intstr.FromInt32(1))},
+		{name: "Three replicas get a PDB", replicas: 3, wantMin: ptr.To(intstr.FromInt32(1))},
+		{name: "One replica gets none", replicas: 1},
+		{name: "Zero replicas get none, so nothing blocks a drain", replicas: 0},
+		{name: "Zero replicas get none even with maxUnavailable", replicas: 0, extra: []string{"--set", "podDisruptionBudget.maxUnavailable=1"}},
+		{name: "It can be turned off", replicas: 3, extra: []string{"--set", "podDisruptionBudget.enabled=false"}},
+		{name: "minAvailable is configurable", replicas: 3, extra: []string{"--set", "podDisruptionBudget.minAvailable=2"}, wantMin: ptr.To(intstr.FromInt32(2))},
+		{name: "minAvailable may be a percentage", replicas: 3, extra: []string{"--set", "podDisruptionBudget.minAvailable=50%"}, wantMin: ptr.To(intstr.FromString("50%"))},
+		{name: "maxUnavailable replaces minAvailable", replicas: 3, extra: []string{"--set", "podDisruptionBudget.maxUnavailable=1"}, wantMax: ptr.To(intstr.FromInt32(1))},
+		{name: "maxUnavailable may be a percentage", replicas: 3, extra: []string{"--set", "podDisruptionBudget.maxUnavailable=34%"}, wantMax: ptr.To(intstr.FromString("34%"))},
+		{name: "A values file's numbers are integers too", replicas: 3, extra: []string{"-f", ciFile(t, "extras")}, wantMax: ptr.To(intstr.FromInt32(1))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := append([]string{"--set", "aws.region=eu-west-1", "--set", "replicaCount=" + strconv.Itoa(int(tt.replicas))}, tt.extra...)
+			args := append([]string{"--set", "aws.region=eu-west-1"}, tt.extra...)
+			args = append(args, "--set", "replicaCount="+strconv.Itoa(int(tt.replicas)))
 			objs := h.mustRender(t, args...)
 			d := only(t, "Deployments", objs.deployments)
 			if diff := cmp.Diff(ptr.To(tt.replicas), d.Spec.Replicas); diff != "" {
 				t.Errorf("replicas (-want +got):\n%s", diff)
 			}
-			if !tt.wantPDB {
+			if tt.wantMin == nil && tt.wantMax == nil {
 				if len(objs.pdbs) != 0 {
 					t.Errorf("got %d PodDisruptionBudgets, want none", len(objs.pdbs))
 				}
@@ -132,8 +143,9 @@ func TestPodDisruptionBudget(t *testing.T) {
 			}
 			pdb := only(t, "PodDisruptionBudgets", objs.pdbs)
 			want := policyv1.PodDisruptionBudgetSpec{
-				MinAvailable: ptr.To(intstr.FromInt32(1)),
-				Selector:     d.Spec.Selector,
+				MinAvailable:   tt.wantMin,
+				MaxUnavailable: tt.wantMax,
+				Selector:       d.Spec.Selector,
 			}
 			if diff := cmp.Diff(want, pdb.Spec); diff != "" {
 				t.Errorf("PDB spec (-want +got):\n%s", diff)

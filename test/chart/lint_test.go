@@ -3,8 +3,13 @@
 package chart
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/yaml"
 )
 
 // TestCIValues lints the chart strictly and renders it with every
@@ -23,4 +28,146 @@ func TestCIValues(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLintAsDependency lints, strictly, a parent chart that has this one as
+// a dependency (file://, so no network) with the values a parent gives it:
+// a global block, which Helm hands to every subchart, and the enabled key of
+// its condition. It renders the parent with the dependency on and off.
+func TestLintAsDependency(t *testing.T) {
+	h := newHelm(t)
+	version := chartMetadata(t).Version
+	tests := []struct {
+		name   string
+		values string
+		// wantKinds are the parent's rendered objects, "Kind/name".
+		wantKinds    []string
+		wantReplicas int32
+	}{
+		{
+			name: "Enabled, with a global block",
+			values: `global:
+  imageRegistry: registry.example
+  imagePullSecrets: [{name: regcred}]
+kube-ecr-refresher:
+  enabled: true
+  aws:
+    region: eu-west-1
+`,
+			wantKinds: []string{
+				"PodDisruptionBudget/platform-kube-ecr-refresher", "ServiceAccount/platform-kube-ecr-refresher",
+				"ClusterRole/platform-kube-ecr-refresher", "ClusterRoleBinding/platform-kube-ecr-refresher",
+				"Role/platform-kube-ecr-refresher", "RoleBinding/platform-kube-ecr-refresher",
+				"Deployment/platform-kube-ecr-refresher",
+			},
+			wantReplicas: 2,
+		},
+		{
+			name: "Enabled with no replica yet",
+			values: `global: {}
+kube-ecr-refresher:
+  enabled: true
+  replicaCount: 0
+  aws:
+    region: eu-west-1
+`,
+			wantKinds: []string{
+				"ServiceAccount/platform-kube-ecr-refresher",
+				"ClusterRole/platform-kube-ecr-refresher", "ClusterRoleBinding/platform-kube-ecr-refresher",
+				"Role/platform-kube-ecr-refresher", "RoleBinding/platform-kube-ecr-refresher",
+				"Deployment/platform-kube-ecr-refresher",
+			},
+			wantReplicas: 0,
+		},
+		{
+			name: "Disabled",
+			values: `global:
+  imageRegistry: registry.example
+kube-ecr-refresher:
+  enabled: false
+`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			parent := filepath.Join(t.TempDir(), "platform")
+			if err := os.MkdirAll(parent, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			chartYAML := fmt.Sprintf(`apiVersion: v2
+name: platform
+description: A parent chart that bundles kube-ecr-refresher.
+type: application
+version: 1.0.0
+icon: https://example.com/icon.svg
+dependencies:
+  - name: kube-ecr-refresher
+    version: %q
+    repository: file://%s
+    condition: kube-ecr-refresher.enabled
+`, version, chartDir(t))
+			for name, content := range map[string]string{"Chart.yaml": chartYAML, "values.yaml": tt.values} {
+				if err := os.WriteFile(filepath.Join(parent, name), []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := h.run("dependency", "build", parent); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.run("lint", "--strict", parent, "--namespace", namespace); err != nil {
+				t.Fatal(err)
+			}
+			out, err := h.run("template", "platform", parent, "--namespace", namespace)
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs, err := decode(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.wantKinds, objs.kinds); diff != "" {
+				t.Errorf("objects (-want +got):\n%s", diff)
+			}
+			for _, d := range objs.deployments {
+				if diff := cmp.Diff(&tt.wantReplicas, d.Spec.Replicas); diff != "" {
+					t.Errorf("replicas (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+// chartMetadata reads the chart's Chart.yaml.
+func chartMetadata(t *testing.T) chartYAML {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(chartDir(t), "Chart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c chartYAML
+	if err := yaml.UnmarshalStrict(raw, &c); err != nil {
+		t.Fatalf("decode Chart.yaml: %v", err)
+	}
+	return c
+}
+
+// chartYAML is Chart.yaml (apiVersion v2), strictly: a misspelt field fails.
+type chartYAML struct {
+	APIVersion  string   `json:"apiVersion"`
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Type        string   `json:"type"`
+	Version     string   `json:"version"`
+	AppVersion  string   `json:"appVersion"`
+	KubeVersion string   `json:"kubeVersion"`
+	Home        string   `json:"home"`
+	Icon        string   `json:"icon"`
+	Sources     []string `json:"sources"`
+	Keywords    []string `json:"keywords"`
+	Maintainers []struct {
+		Name  string `json:"name"`
+		Email string `json:"email,omitempty"`
+		URL   string `json:"url,omitempty"`
+	} `json:"maintainers"`
+	Annotations map[string]string `json:"annotations"`
 }

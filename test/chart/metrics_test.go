@@ -54,6 +54,28 @@ func TestMetricsObjects(t *testing.T) {
 			wantMonitoring: []string{"ServiceMonitor/kube-ecr-refresher"},
 		},
 		{
+			name:        "A Service alone turns the metrics on",
+			args:        append(region, "--set", "metrics.service.enabled=true"),
+			wantPorts:   []corev1.ContainerPort{health, {Name: "metrics", ContainerPort: 8080, Protocol: corev1.ProtocolTCP}},
+			wantAddr:    ":8080",
+			wantService: true,
+		},
+		{
+			name:           "A ServiceMonitor alone turns the metrics and their Service on",
+			args:           append(region, "--set", "metrics.serviceMonitor.enabled=true"),
+			wantPorts:      []corev1.ContainerPort{health, {Name: "metrics", ContainerPort: 8080, Protocol: corev1.ProtocolTCP}},
+			wantAddr:       ":8080",
+			wantService:    true,
+			wantMonitoring: []string{"ServiceMonitor/kube-ecr-refresher"},
+		},
+		{
+			name:           "A PrometheusRule alone turns the metrics on, without a Service",
+			args:           append(region, "--set", "metrics.prometheusRule.enabled=true"),
+			wantPorts:      []corev1.ContainerPort{health, {Name: "metrics", ContainerPort: 8080, Protocol: corev1.ProtocolTCP}},
+			wantAddr:       ":8080",
+			wantMonitoring: []string{"PrometheusRule/kube-ecr-refresher"},
+		},
+		{
 			name:           "Everything on, on another port",
 			args:           []string{"-f", ciFile(t, "metrics")},
 			wantPorts:      []corev1.ContainerPort{health, {Name: "metrics", ContainerPort: 9090, Protocol: corev1.ProtocolTCP}},
@@ -114,47 +136,90 @@ func TestMetricsObjects(t *testing.T) {
 }
 
 // TestServiceMonitor asserts the ServiceMonitor's exact spec and that it
-// selects the metrics Service, and the Service only.
+// selects the metrics Service, and the Service only, in the release
+// namespace wherever the ServiceMonitor lives.
 func TestServiceMonitor(t *testing.T) {
 	h := newHelm(t)
-	objs := h.mustRender(t, "-f", ciFile(t, "metrics"))
-	sm := objs.monitoring["ServiceMonitor/kube-ecr-refresher"]
-	if sm == nil {
-		t.Fatalf("no ServiceMonitor in %v", objs.kinds)
+	tests := []struct {
+		name          string
+		args          []string
+		wantNamespace string
+		wantLabels    map[string]string // beyond the chart's own
+		wantEndpoints []map[string]any
+	}{
+		{
+			name:          "Interval, timeout and labels",
+			args:          []string{"-f", ciFile(t, "metrics")},
+			wantNamespace: namespace,
+			wantLabels:    map[string]string{"release": "kube-prometheus-stack"},
+			wantEndpoints: []map[string]any{{"port": "metrics", "path": "/metrics", "scheme": "http", "interval": "30s", "scrapeTimeout": "10s"}},
+		},
+		{
+			name:          "Another namespace, relabelings and the common labels",
+			args:          []string{"-f", ciFile(t, "extras")},
+			wantNamespace: "monitoring",
+			wantLabels:    map[string]string{"release": "kube-prometheus-stack", "team": "platform"},
+			wantEndpoints: []map[string]any{{
+				"port": "metrics", "path": "/metrics", "scheme": "http", "interval": "1m",
+				"relabelings":       []any{map[string]any{"sourceLabels": []any{"__meta_kubernetes_pod_node_name"}, "targetLabel": "node"}},
+				"metricRelabelings": []any{map[string]any{"sourceLabels": []any{"__name__"}, "regex": "go_gc_.*", "action": "drop"}},
+			}},
+		},
 	}
-	if sm.GetNamespace() != namespace {
-		t.Errorf("ServiceMonitor namespace = %q, want %q", sm.GetNamespace(), namespace)
-	}
-	if got := sm.GetLabels()["release"]; got != "kube-prometheus-stack" {
-		t.Errorf("ServiceMonitor label release = %q, want the configured kube-prometheus-stack", got)
-	}
-	var spec struct {
-		Selector struct {
-			MatchLabels map[string]string `json:"matchLabels"`
-		} `json:"selector"`
-		NamespaceSelector struct {
-			MatchNames []string `json:"matchNames"`
-		} `json:"namespaceSelector"`
-		Endpoints []map[string]string `json:"endpoints"`
-	}
-	if err := fromUnstructured(sm.Object["spec"], &spec); err != nil {
-		t.Fatal(err)
-	}
-	wantEndpoints := []map[string]string{{"port": "metrics", "path": "/metrics", "scheme": "http", "interval": "30s", "scrapeTimeout": "10s"}}
-	if diff := cmp.Diff(wantEndpoints, spec.Endpoints); diff != "" {
-		t.Errorf("endpoints (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff([]string{namespace}, spec.NamespaceSelector.MatchNames); diff != "" {
-		t.Errorf("namespaceSelector (-want +got):\n%s", diff)
-	}
-	svc := only(t, "Services", objs.services)
-	sel := labels.SelectorFromSet(spec.Selector.MatchLabels)
-	if !sel.Matches(labels.Set(svc.Labels)) {
-		t.Errorf("ServiceMonitor selector %v does not select the Service's labels %v", spec.Selector.MatchLabels, svc.Labels)
-	}
-	d := only(t, "Deployments", objs.deployments)
-	if sel.Matches(labels.Set(d.Labels)) {
-		t.Errorf("ServiceMonitor selector %v also selects the Deployment's labels", spec.Selector.MatchLabels)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			objs := h.mustRender(t, tt.args...)
+			sm := objs.monitoring["ServiceMonitor/kube-ecr-refresher"]
+			if sm == nil {
+				t.Fatalf("no ServiceMonitor in %v", objs.kinds)
+			}
+			if sm.GetNamespace() != tt.wantNamespace {
+				t.Errorf("ServiceMonitor namespace = %q, want %q", sm.GetNamespace(), tt.wantNamespace)
+			}
+			wantLabels := map[string]string{
+				"helm.sh/chart":                "kube-ecr-refresher-0.1.0",
+				"app.kubernetes.io/name":       "kube-ecr-refresher",
+				"app.kubernetes.io/instance":   release,
+				"app.kubernetes.io/version":    "0.1.0",
+				"app.kubernetes.io/managed-by": "Helm",
+			}
+			for k, v := range tt.wantLabels {
+				wantLabels[k] = v
+			}
+			if diff := cmp.Diff(wantLabels, sm.GetLabels()); diff != "" {
+				t.Errorf("ServiceMonitor labels (-want +got):\n%s", diff)
+			}
+			var spec struct {
+				Selector struct {
+					MatchLabels map[string]string `json:"matchLabels"`
+				} `json:"selector"`
+				NamespaceSelector struct {
+					MatchNames []string `json:"matchNames"`
+				} `json:"namespaceSelector"`
+				Endpoints []map[string]any `json:"endpoints"`
+			}
+			if err := fromUnstructured(sm.Object["spec"], &spec); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.wantEndpoints, spec.Endpoints); diff != "" {
+				t.Errorf("endpoints (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]string{namespace}, spec.NamespaceSelector.MatchNames); diff != "" {
+				t.Errorf("namespaceSelector (-want +got):\n%s", diff)
+			}
+			svc := only(t, "Services", objs.services)
+			if svc.Namespace != namespace {
+				t.Errorf("Service namespace = %q, want the release namespace %q", svc.Namespace, namespace)
+			}
+			sel := labels.SelectorFromSet(spec.Selector.MatchLabels)
+			if !sel.Matches(labels.Set(svc.Labels)) {
+				t.Errorf("ServiceMonitor selector %v does not select the Service's labels %v", spec.Selector.MatchLabels, svc.Labels)
+			}
+			d := only(t, "Deployments", objs.deployments)
+			if sel.Matches(labels.Set(d.Labels)) {
+				t.Errorf("ServiceMonitor selector %v also selects the Deployment's labels", spec.Selector.MatchLabels)
+			}
+		})
 	}
 }
 
@@ -212,7 +277,7 @@ func TestPrometheusRule(t *testing.T) {
 		For:    "5m",
 		Labels: map[string]string{"severity": "warning"},
 	}
-	on := []string{"--set", "aws.region=eu-west-1", "--set", "metrics.enabled=true", "--set", "metrics.prometheusRule.enabled=true"}
+	on := []string{"--set", "aws.region=eu-west-1", "--set", "metrics.prometheusRule.enabled=true"}
 	tests := []struct {
 		name string
 		args []string

@@ -102,6 +102,11 @@ func TestNotes(t *testing.T) {
 			notWant: []string{"helm uninstall first runs"},
 		},
 		{
+			name: "A ServiceMonitor alone points at the metrics",
+			args: []string{"--set", "aws.region=eu-west-1", "--set", "metrics.serviceMonitor.enabled=true"},
+			want: []string{"Prometheus metrics are served on port 8080 at /metrics of every replica, behind the Service kube-ecr-refresher-metrics, scraped through the ServiceMonitor kube-ecr-refresher."},
+		},
+		{
 			name: "A single replica points at the Lease holder's logs too",
 			args: []string{"-f", ciFile(t, "single-replica"), "--set-json", "config.serviceAccounts=[]", "--set", "cleanup.onUninstall=false"},
 			want: []string{

@@ -31,7 +31,7 @@ Create chart name and version as used by the chart label.
 {{- end }}
 
 {{/*
-Common labels
+Common labels, then commonLabels (validate keeps them off the chart's own).
 */}}
 {{- define "kube-ecr-refresher.labels" -}}
 helm.sh/chart: {{ include "kube-ecr-refresher.chart" . }}
@@ -40,6 +40,33 @@ helm.sh/chart: {{ include "kube-ecr-refresher.chart" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- end }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Whether the controller serves metrics: metrics.enabled, or anything that
+needs them (the Service, the ServiceMonitor, the PrometheusRule). "true" or "".
+*/}}
+{{- define "kube-ecr-refresher.metricsEnabled" -}}
+{{- $m := .Values.metrics }}
+{{- if or $m.enabled $m.service.enabled $m.serviceMonitor.enabled $m.prometheusRule.enabled }}true{{ end }}
+{{- end }}
+
+{{/*
+Whether a value is set: neither missing, null nor the empty string (0 is set).
+*/}}
+{{- define "kube-ecr-refresher.isSet" -}}
+{{- if and (not (kindIs "invalid" .)) (ne (toString .) "") }}true{{ end }}
+{{- end }}
+
+{{/*
+A PodDisruptionBudget count as the API wants it: a percentage quoted, a
+number as an integer.
+*/}}
+{{- define "kube-ecr-refresher.intOrPercent" -}}
+{{- if kindIs "string" . }}{{ . | quote }}{{ else }}{{ int64 . }}{{ end }}
 {{- end }}
 
 {{/*
@@ -114,17 +141,39 @@ Checks of combinations the schema cannot express; renders nothing.
 {{- if and (has "*" .Values.config.serviceAccounts) (gt (len .Values.config.serviceAccounts) 1) }}
 {{- fail "config.serviceAccounts: \"*\" (every ServiceAccount) must be the only entry" }}
 {{- end }}
-{{- if and .Values.cronJob.enabled .Values.metrics.enabled }}
-{{- fail "metrics.enabled needs the Deployment: a CronJob's Pod lives for one pass only (set cronJob.enabled=false)" }}
-{{- end }}
-{{- if not .Values.metrics.enabled }}
-{{- range $key := list "service" "serviceMonitor" "prometheusRule" }}
-{{- if (get $.Values.metrics $key).enabled }}
-{{- fail (printf "metrics.%s.enabled needs metrics.enabled=true" $key) }}
+{{- if .Values.cronJob.enabled }}
+{{- $m := .Values.metrics }}
+{{- range $key, $on := dict "enabled" $m.enabled "service.enabled" $m.service.enabled "serviceMonitor.enabled" $m.serviceMonitor.enabled "prometheusRule.enabled" $m.prometheusRule.enabled }}
+{{- if $on }}
+{{- fail (printf "metrics.%s needs the Deployment: a CronJob's Pod lives for one pass only (set cronJob.enabled=false)" $key) }}
 {{- end }}
 {{- end }}
-{{- else if eq (int .Values.metrics.port) (int .Values.health.port) }}
+{{- end }}
+{{- if and (include "kube-ecr-refresher.metricsEnabled" .) (eq (int .Values.metrics.port) (int .Values.health.port)) }}
 {{- fail (printf "metrics.port and health.port must differ, both are %d" (int .Values.health.port)) }}
+{{- end }}
+{{- $pdb := .Values.podDisruptionBudget }}
+{{- if and (include "kube-ecr-refresher.isSet" $pdb.minAvailable) (include "kube-ecr-refresher.isSet" $pdb.maxUnavailable) }}
+{{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both" }}
+{{- end }}
+{{- $ownLabels := list "helm.sh/chart" "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "app.kubernetes.io/component" "app.kubernetes.io/part-of" }}
+{{- range $values, $labels := dict "commonLabels" .Values.commonLabels "serviceAccount.labels" .Values.serviceAccount.labels }}
+{{- range $key, $_ := $labels }}
+{{- if has $key $ownLabels }}
+{{- fail (printf "%s must not set %s: the chart sets it (its selectors and Helm rely on it)" $values $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- /* The flags of the settings the chart renders itself or scopes RBAC
+rules by (config.FlagName of their KUBE_ECR_REFRESHER_* keys). */}}
+{{- $ownFlags := list "cleanup" "once" "leader-elect" "lease-name" "lease-namespace" "leader-election-identity" "health-addr" "metrics-addr" "events" "secret-name" "service-accounts" "kubeconfig" }}
+{{- range .Values.extraArgs }}
+{{- if hasPrefix "-" . }}
+{{- $flag := regexReplaceAll "^-+([^=]*).*$" . "${1}" }}
+{{- if has $flag $ownFlags }}
+{{- fail (printf "extraArgs must not set --%s: the chart sets it or scopes the RBAC rules by it; use the values (cronJob, cleanup, config, health, metrics, events)" $flag) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -193,7 +242,7 @@ enabled, then extraEnv (which validate keeps from setting any of these).
   value: "true"
 - name: KUBE_ECR_REFRESHER_HEALTH_ADDR
   value: {{ printf ":%d" (int .Values.health.port) | quote }}
-{{- if .Values.metrics.enabled }}
+{{- if include "kube-ecr-refresher.metricsEnabled" . }}
 - name: KUBE_ECR_REFRESHER_METRICS_ADDR
   value: {{ printf ":%d" (int .Values.metrics.port) | quote }}
 {{- end }}
