@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -170,4 +171,62 @@ type chartYAML struct {
 		URL   string `json:"url,omitempty"`
 	} `json:"maintainers"`
 	Annotations map[string]string `json:"annotations"`
+}
+
+// TestChartMetadata asserts what Artifact Hub and `helm search` show: an
+// https icon, maintainers, the license of LICENSE, links, and the image the
+// chart deploys by default.
+func TestChartMetadata(t *testing.T) {
+	h := newHelm(t)
+	c := chartMetadata(t)
+	const project = "https://github.com/kube-ecr-refresher/kube-ecr-refresher"
+	if c.Home != project {
+		t.Errorf("home = %q, want %q", c.Home, project)
+	}
+	if c.Icon != "https://raw.githubusercontent.com/kube-ecr-refresher/kube-ecr-refresher/main/docs/icon.svg" {
+		t.Errorf("icon = %q, want the project's docs/icon.svg over https", c.Icon)
+	}
+	if len(c.Maintainers) != 1 || c.Maintainers[0].Name != "kube-ecr-refresher maintainers" || c.Maintainers[0].URL != project {
+		t.Errorf("maintainers = %+v, want kube-ecr-refresher maintainers at %s", c.Maintainers, project)
+	}
+
+	license, err := os.ReadFile(filepath.Join(repoRoot(t), "LICENSE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(license), "Apache License") || !strings.Contains(string(license), "Version 2.0") {
+		t.Errorf("LICENSE is no Apache License 2.0; fix artifacthub.io/license")
+	}
+	if got := c.Annotations["artifacthub.io/license"]; got != "Apache-2.0" {
+		t.Errorf("artifacthub.io/license = %q, want the SPDX ID of LICENSE, Apache-2.0", got)
+	}
+
+	var links []struct {
+		Name string `json:"name"`
+		URL  string `json:"url"`
+	}
+	if err := yaml.UnmarshalStrict([]byte(c.Annotations["artifacthub.io/links"]), &links); err != nil {
+		t.Fatalf("artifacthub.io/links: %v", err)
+	}
+	if len(links) == 0 {
+		t.Errorf("artifacthub.io/links is empty")
+	}
+	for _, l := range links {
+		if l.Name == "" || !strings.HasPrefix(l.URL, project) {
+			t.Errorf("artifacthub.io/links: %+v, want a name and a URL of the project", l)
+		}
+	}
+
+	var images []struct {
+		Name      string   `json:"name"`
+		Image     string   `json:"image"`
+		Platforms []string `json:"platforms,omitempty"`
+	}
+	if err := yaml.UnmarshalStrict([]byte(c.Annotations["artifacthub.io/images"]), &images); err != nil {
+		t.Fatalf("artifacthub.io/images: %v", err)
+	}
+	img := h.mustRender(t, "--set", "aws.region=eu-west-1").container(t).Image
+	if len(images) != 1 || images[0].Image != img {
+		t.Errorf("artifacthub.io/images = %+v, want the image the chart deploys, %s", images, img)
+	}
 }
