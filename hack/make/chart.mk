@@ -18,7 +18,7 @@ chart: ## Package the Helm chart into bin/ (version and appVersion from VERSION)
 	"$$(hack/tools/build.sh helm)" package deploy/helm/kube-ecr-refresher --version $(CHART_VERSION) --app-version $(CHART_VERSION) -d bin
 
 chart-test: ## Lint and render-test the chart, check deploy/*.yaml and the Dockerfile
-	go test -count=1 -timeout $(CHART_TEST_TIMEOUT) ./test/chart/...
+	go test -count=1 -tags integration -timeout $(CHART_TEST_TIMEOUT) ./test/chart/...
 
 manifests: ## Regenerate deploy/{common,secret,deployment}.yaml from the chart
 	hack/gen-manifests.sh
