@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: hack/tools/build.sh <helm|dockerfile-lint|staticcheck|actionlint>
+# Usage: hack/tools/build.sh <helm|dockerfile-lint|staticcheck|actionlint|helm-docs>
 #
 # Builds one pinned tool from this module (versions in hack/tools/go.mod) into
 # a cache outside the repository, keyed by the tool's version, and prints the
@@ -26,6 +26,11 @@ helm)
 		ldflags+=" -X $p.k8sVersionMajor=$k8s_major -X $p.k8sVersionMinor=$k8s_minor"
 	done
 	;;
+helm-docs)
+	version="$(modversion github.com/norwoodj/helm-docs)"
+	pkg=github.com/norwoodj/helm-docs/cmd/helm-docs
+	ldflags="-s -w -X main.version=$version"
+	;;
 actionlint)
 	version="$(modversion github.com/rhysd/actionlint)"
 	pkg=github.com/rhysd/actionlint/cmd/actionlint
@@ -42,7 +47,7 @@ dockerfile-lint)
 	ldflags="-s -w"
 	;;
 *)
-	echo "usage: $0 <helm|dockerfile-lint|staticcheck|actionlint>" >&2
+	echo "usage: $0 <helm|dockerfile-lint|staticcheck|actionlint|helm-docs>" >&2
 	exit 2
 	;;
 esac
