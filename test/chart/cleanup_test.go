@@ -33,6 +33,7 @@ func TestCleanupJob(t *testing.T) {
 	}{
 		{name: "Keyless credentials", args: []string{"-f", ciFile(t, "irsa")}},
 		{name: "Static keys stay out of the Job", args: []string{"-f", ciFile(t, "static-keys")}},
+		{name: "The web identity stays out of the Job", args: []string{"-f", ciFile(t, "web-identity")}},
 		{name: "Every setting is passed on", args: []string{"-f", ciFile(t, "target-namespaces"), "-f", ciFile(t, "metrics")}},
 		{
 			name:     "Extra flags are passed on, extra volumes are not",
@@ -98,11 +99,12 @@ func TestCleanupJob(t *testing.T) {
 			if diff := cmp.Diff(controller.Resources, c.Resources); diff != "" {
 				t.Errorf("resources differ from the controller's (-controller +job):\n%s", diff)
 			}
-			// The controller's environment minus the AWS keys: cleanup
-			// reads no token, and a Secret deleted before the uninstall
-			// must not keep the Pod from starting.
+			// The controller's environment minus the AWS credentials:
+			// cleanup reads no token, and a Secret deleted before the
+			// uninstall must not keep the Pod from starting.
 			wantEnv := slices.DeleteFunc(slices.Clone(controller.Env), func(e corev1.EnvVar) bool {
-				return e.Name == "AWS_ACCESS_KEY_ID" || e.Name == "AWS_SECRET_ACCESS_KEY"
+				return slices.Contains([]string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+					"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_SESSION_NAME"}, e.Name)
 			})
 			if diff := cmp.Diff(wantEnv, c.Env); diff != "" {
 				t.Errorf("env (-want +got):\n%s", diff)

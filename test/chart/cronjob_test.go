@@ -48,6 +48,19 @@ func TestCronJob(t *testing.T) {
 			},
 		},
 		{
+			name: "The web identity's token and variables are the Deployment's",
+			args: []string{"-f", ciFile(t, "web-identity"), "--set", "cronJob.enabled=true"},
+			want: batchv1.CronJobSpec{
+				Schedule:                   "0 */4 * * *",
+				ConcurrencyPolicy:          batchv1.ForbidConcurrent,
+				SuccessfulJobsHistoryLimit: ptr.To[int32](1),
+				FailedJobsHistoryLimit:     ptr.To[int32](3),
+				JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{
+					BackoffLimit: ptr.To[int32](2), ActiveDeadlineSeconds: ptr.To[int64](600),
+				}},
+			},
+		},
+		{
 			name: "Extra flags, volumes and labels are the Deployment's",
 			args: []string{"-f", ciFile(t, "extras"), "--set", "cronJob.enabled=true", "--set", "metrics.serviceMonitor.enabled=false"},
 			want: batchv1.CronJobSpec{

@@ -232,6 +232,13 @@ func TestEnv(t *testing.T) {
 			}, defaults("kube-ecr-refresher")),
 		},
 		{
+			name: "Web identity sets the role, the token file and the Pod's session name",
+			args: []string{"-f", ciFile(t, "web-identity")},
+			want: env(downward, []corev1.EnvVar{valueEnv("AWS_REGION", "eu-west-1")},
+				webIdentityEnv(webIdentityRole, "/var/run/secrets/sts.amazonaws.com/serviceaccount/token"),
+				defaults("kube-ecr-refresher")),
+		},
+		{
 			name: "A single replica elects a leader too",
 			args: []string{"-f", ciFile(t, "single-replica")},
 			want: env(downward, []corev1.EnvVar{
@@ -356,6 +363,20 @@ func TestAWSCredentials(t *testing.T) {
 		}
 		if len(objs.secrets) != 0 {
 			t.Errorf("got %d Secrets, want none", len(objs.secrets))
+		}
+	})
+
+	t.Run("Web identity needs no Secret nor annotation", func(t *testing.T) {
+		objs := h.mustRender(t, "-f", ciFile(t, "web-identity"))
+		sa := only(t, "ServiceAccounts", objs.serviceAccounts)
+		if len(sa.Annotations) != 0 {
+			t.Errorf("ServiceAccount annotations = %v, want none (no IRSA)", sa.Annotations)
+		}
+		if len(objs.secrets) != 0 {
+			t.Errorf("got %d Secrets, want none", len(objs.secrets))
+		}
+		if a := only(t, "Deployments", objs.deployments).Spec.Template.Annotations; len(a) != 0 {
+			t.Errorf("Pod annotations = %v, want none", a)
 		}
 	})
 

@@ -130,6 +130,22 @@ Checks of combinations the schema cannot express; renders nothing.
 {{- if ne (empty .Values.aws.accessKeyId) (empty .Values.aws.secretAccessKey) }}
 {{- fail "aws.accessKeyId and aws.secretAccessKey must be set together" }}
 {{- end }}
+{{- with .Values.aws.webIdentity.roleArn }}
+{{- if or $.Values.aws.existingSecret $.Values.aws.accessKeyId $.Values.aws.secretAccessKey }}
+{{- fail "set either aws.webIdentity.roleArn or static keys (aws.existingSecret, aws.accessKeyId/aws.secretAccessKey), not both: the AWS SDK would use the keys and ignore the role" }}
+{{- end }}
+{{- if get $.Values.serviceAccount.annotations "eks.amazonaws.com/role-arn" }}
+{{- fail "set either aws.webIdentity.roleArn or the IRSA annotation serviceAccount.annotations.eks.amazonaws.com/role-arn, not both: two web identities, each with its own token and role" }}
+{{- end }}
+{{- if eq (dir $.Values.aws.webIdentity.tokenPath) "/var/run/secrets/kubernetes.io/serviceaccount" }}
+{{- fail "aws.webIdentity.tokenPath must not be in /var/run/secrets/kubernetes.io/serviceaccount, where Kubernetes mounts the token the controller reads the API with" }}
+{{- end }}
+{{- range $.Values.extraEnv }}
+{{- if has .name (list "AWS_ROLE_ARN" "AWS_WEB_IDENTITY_TOKEN_FILE" "AWS_ROLE_SESSION_NAME") }}
+{{- fail (printf "extraEnv must not set %s with aws.webIdentity.roleArn, which sets it" .name) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if eq (toString .Values.config.leaderElect) "false" }}
 {{- fail "config.leaderElect was removed and cannot be false: the controller always elects a leader through a Lease (one renewal every few seconds), so that the uninstall cleanup can stop it and a rollout never runs two writers. Delete the key from your values." }}
 {{- end }}
@@ -195,9 +211,12 @@ Job: the downward API and AWS_REGION.
 {{- end }}
 
 {{/*
-AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the static keys' Secret, if any.
+The controller's AWS credentials, if the values configure any (validate
+keeps them exclusive): AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the
+static keys' Secret, or the web identity's role, token file and session name
+(the Pod name, which CloudTrail then shows).
 */}}
-{{- define "kube-ecr-refresher.awsKeysEnv" -}}
+{{- define "kube-ecr-refresher.awsCredentialsEnv" -}}
 {{- $awsSecret := include "kube-ecr-refresher.awsSecretName" . }}
 {{- if $awsSecret }}
 - name: AWS_ACCESS_KEY_ID
@@ -210,6 +229,48 @@ AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the static keys' Secret, if any
     secretKeyRef:
       name: {{ $awsSecret }}
       key: AWS_SECRET_ACCESS_KEY
+{{- else if .Values.aws.webIdentity.roleArn }}
+- name: AWS_ROLE_ARN
+  value: {{ .Values.aws.webIdentity.roleArn | quote }}
+- name: AWS_WEB_IDENTITY_TOKEN_FILE
+  value: {{ .Values.aws.webIdentity.tokenPath | quote }}
+- name: AWS_ROLE_SESSION_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+{{- end }}
+{{- end }}
+
+{{/*
+The web identity's volume: a ServiceAccount token of the Pod's own
+ServiceAccount for aws.webIdentity.audience, renewed by the kubelet. Empty
+unless aws.webIdentity.roleArn is set.
+*/}}
+{{- define "kube-ecr-refresher.webIdentityVolumes" -}}
+{{- with .Values.aws.webIdentity }}
+{{- if .roleArn }}
+- name: aws-web-identity-token
+  projected:
+    sources:
+      - serviceAccountToken:
+          audience: {{ .audience | quote }}
+          expirationSeconds: {{ int64 .expirationSeconds }}
+          path: {{ base .tokenPath | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The mount of the web identity's volume: the directory of
+aws.webIdentity.tokenPath, read-only. Empty unless aws.webIdentity.roleArn is set.
+*/}}
+{{- define "kube-ecr-refresher.webIdentityVolumeMounts" -}}
+{{- with .Values.aws.webIdentity }}
+{{- if .roleArn }}
+- name: aws-web-identity-token
+  mountPath: {{ dir .tokenPath | quote }}
+  readOnly: true
+{{- end }}
 {{- end }}
 {{- end }}
 
