@@ -65,7 +65,7 @@ func TestNotes(t *testing.T) {
 				`kubectl -n kube-ecr-refresher logs "$(kubectl -n kube-ecr-refresher get lease ecr-refresher-leader`,
 				"kubectl get secret -A -l app.kubernetes.io/managed-by=kube-ecr-refresher",
 			},
-			notWant: []string{"No static AWS keys", "metrics", "Events"},
+			notWant: []string{"AWS credentials", "WARNING", "metrics", "Events"},
 		},
 		{
 			name: "Metrics, alerts and events are pointed at",
@@ -117,9 +117,41 @@ func TestNotes(t *testing.T) {
 			notWant: []string{"ServiceAccounts:", "helm uninstall first runs", "logs deployment/"},
 		},
 		{
-			name: "Keyless credentials are explained",
-			args: []string{"-f", ciFile(t, "irsa")},
-			want: []string{"No static AWS keys are configured", "eks.amazonaws.com/role-arn"},
+			name:    "IRSA is explained",
+			args:    []string{"-f", ciFile(t, "irsa")},
+			want:    []string{"AWS credentials: IRSA. EKS gives the Pods of the ServiceAccount kube-ecr-refresher/kube-ecr-refresher the role\narn:aws:iam::123456789012:role/kube-ecr-refresher (its annotation eks.amazonaws.com/role-arn)."},
+			notWant: []string{"WARNING", "web identity."},
+		},
+		{
+			name: "The web identity is a configured source, with what AWS must trust",
+			args: []string{"-f", ciFile(t, "web-identity")},
+			want: []string{
+				"AWS credentials: web identity. The Pods exchange a token of the ServiceAccount kube-ecr-refresher/kube-ecr-refresher\n(audience \"sts.amazonaws.com\", from this cluster's own issuer) for the role arn:aws:iam::123456789012:role/kube-ecr-refresher.",
+				"--service-account-issuer as an IAM OIDC provider",
+				`sub "system:serviceaccount:kube-ecr-refresher:kube-ecr-refresher" and aud "sts.amazonaws.com".`,
+			},
+			notWant: []string{"WARNING", "IRSA."},
+		},
+		{
+			name: "The defaults configure no credentials, which is warned about",
+			args: []string{"--set", "aws.region=eu-west-1"},
+			want: []string{
+				"WARNING: No AWS credentials are configured",
+				"aws.webIdentity.roleArn",
+				"EKS Pod Identity (an association for the\nServiceAccount kube-ecr-refresher/kube-ecr-refresher)",
+			},
+			notWant: []string{"AWS credentials:"},
+		},
+		{
+			name:    "Pod Identity is warned about too: the chart cannot tell it is there",
+			args:    []string{"-f", ciFile(t, "pod-identity")},
+			want:    []string{"WARNING: No AWS credentials are configured", "ServiceAccount kube-ecr-refresher/kube-ecr-refresher"},
+			notWant: []string{"AWS credentials:"},
+		},
+		{
+			name:    "Static keys are no warning",
+			args:    []string{"-f", ciFile(t, "static-keys")},
+			notWant: []string{"WARNING", "AWS credentials:"},
 		},
 	}
 	for _, tt := range tests {
