@@ -3,10 +3,20 @@
 package chart
 
 import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -161,4 +171,135 @@ func TestWebIdentity(t *testing.T) {
 			}
 		}
 	})
+}
+
+// fakeSTS answers AssumeRoleWithWebIdentity, recording each call's form.
+type fakeSTS struct {
+	mu    sync.Mutex
+	calls []stsWebIdentityCall
+}
+
+type stsWebIdentityCall struct {
+	Action, RoleArn, RoleSessionName, WebIdentityToken string
+}
+
+func (f *fakeSTS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	f.mu.Lock()
+	f.calls = append(f.calls, stsWebIdentityCall{
+		Action: r.PostForm.Get("Action"), RoleArn: r.PostForm.Get("RoleArn"),
+		RoleSessionName: r.PostForm.Get("RoleSessionName"), WebIdentityToken: r.PostForm.Get("WebIdentityToken"),
+	})
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "text/xml")
+	fmt.Fprintf(w, `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <Credentials>
+      <AccessKeyId>ASIAWEBIDENTITY</AccessKeyId>
+      <SecretAccessKey>secret</SecretAccessKey>
+      <SessionToken>session</SessionToken>
+      <Expiration>%s</Expiration>
+    </Credentials>
+  </AssumeRoleWithWebIdentityResult>
+</AssumeRoleWithWebIdentityResponse>`, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+}
+
+// TestWebIdentityEnvLoads gives the AWS SDK, as the controller loads it
+// (config.LoadDefaultConfig), the environment and the token file the chart
+// renders, with the kubelet's part played by the test, and checks that it
+// exchanges the token for the role's credentials against a local STS: the
+// variables are the ones the SDK reads, the file is where the volume puts it,
+// and the session is named after the Pod.
+func TestWebIdentityEnvLoads(t *testing.T) {
+	h := newHelm(t)
+	objs := h.mustRender(t, "-f", ciFile(t, "web-identity"))
+	pod := controllerPod(t, objs)
+	c := only(t, "containers", pod.Containers)
+
+	// The kubelet: write the projected token where the mount puts it, below
+	// a temporary root.
+	root := t.TempDir()
+	const token = "eyJhbGciOiJSUzI1NiJ9.payload.signature"
+	const podName = "kube-ecr-refresher-5d8f7c9b4-x2x7q"
+	for _, m := range c.VolumeMounts {
+		for _, v := range pod.Volumes {
+			if v.Name != m.Name || v.Projected == nil {
+				continue
+			}
+			for _, src := range v.Projected.Sources {
+				if src.ServiceAccountToken == nil {
+					continue
+				}
+				file := filepath.Join(root, m.MountPath, src.ServiceAccountToken.Path)
+				if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(file, []byte(token), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+
+	// Nothing of the test's own AWS setup may leak in.
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "AWS_") {
+			t.Setenv(name, "")
+			os.Unsetenv(name)
+		}
+	}
+	empty := filepath.Join(root, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_CONFIG_FILE", empty)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	sts := &fakeSTS{}
+	srv := httptest.NewServer(sts)
+	defer srv.Close()
+	t.Setenv("AWS_ENDPOINT_URL_STS", srv.URL)
+
+	for _, e := range c.Env {
+		if !strings.HasPrefix(e.Name, "AWS_") {
+			continue
+		}
+		switch {
+		case e.ValueFrom == nil && e.Name == "AWS_WEB_IDENTITY_TOKEN_FILE":
+			t.Setenv(e.Name, filepath.Join(root, e.Value))
+		case e.ValueFrom == nil:
+			t.Setenv(e.Name, e.Value)
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
+			t.Setenv(e.Name, podName)
+		default:
+			t.Fatalf("env %s: unexpected source %+v", e.Name, e.ValueFrom)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		t.Fatalf("load aws config: %v", err)
+	}
+	creds, err := cfg.Credentials.Retrieve(ctx)
+	if err != nil {
+		t.Fatalf("retrieve credentials: %v", err)
+	}
+	if diff := cmp.Diff(aws.Credentials{AccessKeyID: "ASIAWEBIDENTITY", SecretAccessKey: "secret", SessionToken: "session"}, creds,
+		cmp.FilterPath(func(p cmp.Path) bool {
+			f := p.Last().String()
+			return f != ".AccessKeyID" && f != ".SecretAccessKey" && f != ".SessionToken"
+		}, cmp.Ignore())); diff != "" {
+		t.Errorf("credentials (-want +got):\n%s", diff)
+	}
+	want := []stsWebIdentityCall{{Action: "AssumeRoleWithWebIdentity", RoleArn: webIdentityRole, RoleSessionName: podName, WebIdentityToken: token}}
+	sts.mu.Lock()
+	defer sts.mu.Unlock()
+	if diff := cmp.Diff(want, sts.calls); diff != "" {
+		t.Errorf("STS calls (-want +got):\n%s", diff)
+	}
 }
