@@ -84,3 +84,32 @@ func TestChartVersionIsVERSION(t *testing.T) {
 			chart.Version, chart.AppVersion, version)
 	}
 }
+
+// The chart's README is helm-docs' rendering of the chart as it is: run
+// make chart-docs after changing values.yaml or Chart.yaml.
+func TestChartREADMEIsGenerated(t *testing.T) {
+	helmDocs := tool(t, "helm-docs")
+	src := filepath.Join(repoRoot(t), "deploy", "helm", "kube-ecr-refresher")
+	committed, err := os.ReadFile(filepath.Join(src, "README.md"))
+	if err != nil {
+		t.Fatalf("the chart has no README.md (make chart-docs): %v", err)
+	}
+	root := t.TempDir()
+	dst := filepath.Join(root, "kube-ecr-refresher")
+	if out, err := exec.Command("cp", "-r", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("copy chart: %v\n%s", err, out)
+	}
+	if err := os.Remove(filepath.Join(dst, "README.md")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(helmDocs, "--chart-search-root", root, "--log-level", "warning").CombinedOutput(); err != nil {
+		t.Fatalf("helm-docs: %v\n%s", err, out)
+	}
+	generated, err := os.ReadFile(filepath.Join(dst, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(committed, generated) {
+		t.Errorf("deploy/helm/kube-ecr-refresher/README.md is not what helm-docs makes of the chart: run make chart-docs")
+	}
+}
