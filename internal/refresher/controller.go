@@ -6,6 +6,7 @@ package refresher
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -213,10 +214,16 @@ func (c *Controller) processNext(ctx context.Context, q workqueue.TypedRateLimit
 	if ctx.Err() != nil {
 		return true
 	}
-	if apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) {
+	switch {
+	case apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err):
 		// Our cache was behind a write (often our own): retry quietly.
 		c.log.Debug("cache behind the api server; retrying", "namespace", ns, "error", err)
-	} else {
+	case errors.Is(err, kube.ErrNotLeading):
+		// The write fence held it back: not a failure of this namespace.
+		// Either a renewal comes through and the retry writes, or leader
+		// election stops this replica.
+		c.log.Warn("write held back: this replica has not renewed its lease in time", "namespace", ns)
+	default:
 		c.log.Error("sync namespace failed; will retry", "namespace", ns, "error", err, "attempt", q.NumRequeues(ns)+1)
 	}
 	q.AddRateLimited(ns)

@@ -2,14 +2,20 @@ package refresher
 
 import (
 	"errors"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/kube"
 	"github.com/kube-ecr-refresher/kube-ecr-refresher/internal/registry"
 )
 
@@ -217,5 +223,32 @@ func TestLeadNeverFetchedWritesNothing(t *testing.T) {
 	}
 	if diff := cmp.Diff(map[string][]string{"a/default": {"other"}}, e.pullSecrets(t)); diff != "" {
 		t.Errorf("imagePullSecrets changed (-want +got):\n%s", diff)
+	}
+}
+
+// A write the fence holds back is not a failure of the namespace: it is
+// retried, and logged as what it is.
+func TestLeadFencedWriteIsNotASyncFailure(t *testing.T) {
+	client := withResourceVersions(fake.NewClientset(namespace("a"), serviceAccount("a", "default")))
+	var refused atomic.Int32
+	client.PrependReactor("create", "secrets", func(k8stesting.Action) (bool, k8sruntime.Object, error) {
+		if refused.Add(1) <= 2 {
+			return true, nil, fmt.Errorf("POST /api/v1/namespaces/a/secrets: %w", kube.ErrNotLeading)
+		}
+		return false, nil, nil
+	})
+	e := newEnvFor(t, client, newFakeClock(), testOptions())
+	e.tokens.set(freshTokens(12 * time.Hour))
+	e.lead(t)
+	eventually(t, "the Secret written once the fence lets it through", func() bool {
+		e.clk.Step(time.Second) // the workqueue's retry delay runs on the controller's clock
+		return e.secretState(t)["a"] == "pw-1"
+	})
+	logs := e.logs.String()
+	if !strings.Contains(logs, "write held back") {
+		t.Errorf("no 'write held back' log:\n%s", logs)
+	}
+	if strings.Contains(logs, "sync namespace failed") {
+		t.Errorf("a fenced write was logged as a sync failure:\n%s", logs)
 	}
 }
