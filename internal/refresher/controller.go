@@ -222,7 +222,7 @@ func (c *Controller) processNext(ctx context.Context, q workqueue.TypedRateLimit
 		// The write fence held it back: not a failure of this namespace.
 		// Either a renewal comes through and the retry writes, or leader
 		// election stops this replica.
-		c.log.Warn("write held back: this replica has not renewed its lease in time", "namespace", ns)
+		c.log.Debug("write held back: this replica has not renewed its lease in time", "namespace", ns)
 	default:
 		c.log.Error("sync namespace failed; will retry", "namespace", ns, "error", err, "attempt", q.NumRequeues(ns)+1)
 	}
