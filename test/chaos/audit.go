@@ -79,81 +79,77 @@ func parseAudit(r io.Reader) ([]write, error) {
 	return out, sc.Err()
 }
 
-// checkOneWriter is invariant 4: the Secret and ServiceAccount writes of
-// the replicas, in the order they reached the API server, never interleave
-// (each replica's [first received, last done] is apart from every other's),
-// and no replica writes after another acquired the Lease.
+// checkOneWriter is invariant 4. The Lease's successful writes, in the
+// order they were committed, divide the run into terms: a run of writes by
+// one replica is one term, from its first until the next successful write
+// by another (the resourceVersion precondition makes that another's
+// acquisition, or this one's release followed by it). A replica may have
+// several terms: one paused past its lease can acquire again once the new
+// holder has released it. Every Secret and ServiceAccount write must reach
+// the API server within a term of its own writer, so no two replicas'
+// writes ever interleave, no write comes after another replica took the
+// Lease, and none before the writer held it.
+//
+// A write is judged by when kube-apiserver received it: that is when the
+// writer acted. One received in time may complete later (held while etcd
+// restarts); that is the server's ordering, enforced by resourceVersion
+// preconditions, not a second writer.
 func checkOneWriter(writes []write, leaseName string) []Violation {
 	type term struct {
-		id          string
-		first, last time.Time
-		acquired    time.Time // first successful Lease write: the acquisition
+		id         string
+		start, end time.Time // end zero: still held when the log ends
 	}
-	terms := map[string]*term{}
-	get := func(id string) *term {
-		if terms[id] == nil {
-			terms[id] = &term{id: id}
-		}
-		return terms[id]
-	}
+	var leaseWrites []write
 	for _, w := range writes {
-		t := get(w.identity)
-		if w.resource == "leases" {
-			if w.name == leaseName && w.ok() && t.acquired.IsZero() {
-				t.acquired = w.done
-			}
+		if w.resource == "leases" && w.name == leaseName && w.ok() {
+			leaseWrites = append(leaseWrites, w)
+		}
+	}
+	slices.SortStableFunc(leaseWrites, func(a, b write) int { return a.done.Compare(b.done) })
+	var terms []term
+	for _, lw := range leaseWrites {
+		if n := len(terms); n > 0 && terms[n-1].id == lw.identity {
 			continue
+		} else if n > 0 {
+			terms[n-1].end = lw.done
 		}
-		if t.first.IsZero() || w.received.Before(t.first) {
-			t.first = w.received
-		}
-		if w.done.After(t.last) {
-			t.last = w.done
-		}
+		terms = append(terms, term{id: lw.identity, start: lw.done})
+	}
+	within := func(t term, at time.Time) bool {
+		return !at.Before(t.start) && (t.end.IsZero() || at.Before(t.end))
 	}
 	var out []Violation
-	var ts []*term
-	for _, t := range terms {
-		if !t.first.IsZero() {
-			ts = append(ts, t)
-		}
-	}
-	slices.SortFunc(ts, func(a, b *term) int { return a.first.Compare(b.first) })
-	for i := 1; i < len(ts); i++ {
-		prev, cur := ts[i-1], ts[i]
-		if !prev.last.Before(cur.first) {
-			out = append(out, Violation{Invariant: InvOneWriter, Time: cur.first,
-				Detail: fmt.Sprintf("%s's writes run until %s, after %s's first write at %s",
-					prev.id, prev.last.Format(time.RFC3339Nano), cur.id, cur.first.Format(time.RFC3339Nano))})
-		}
-	}
-	// No write after the Lease was taken by another replica.
-	var acq []*term
-	for _, t := range terms {
-		if !t.acquired.IsZero() {
-			acq = append(acq, t)
-		}
-	}
-	slices.SortFunc(acq, func(a, b *term) int { return a.acquired.Compare(b.acquired) })
 	for _, w := range writes {
 		if w.resource == "leases" {
 			continue
 		}
-		mine := terms[w.identity].acquired
-		if mine.IsZero() || w.received.Before(mine) {
+		var holder *term
+		everHeld := false
+		for i := range terms {
+			t := terms[i]
+			if t.id == w.identity && !t.start.After(w.received) {
+				everHeld = true
+			}
+			if within(t, w.received) {
+				holder = &terms[i]
+			}
+		}
+		switch {
+		case holder != nil && holder.id == w.identity:
+			continue // in a term of its own
+		case !everHeld:
 			out = append(out, Violation{Invariant: InvOneWriter, Time: w.received, Namespace: w.namespace,
 				Detail: fmt.Sprintf("%s %s %s/%s at %s, before it ever acquired the Lease",
 					w.identity, w.verb, w.resource, w.namespace, w.received.Format(time.RFC3339Nano))})
-			continue
-		}
-		for _, t := range acq {
-			if t.id != w.identity && t.acquired.After(mine) && w.received.After(t.acquired) {
-				out = append(out, Violation{Invariant: InvOneWriter, Time: w.received, Namespace: w.namespace,
-					Detail: fmt.Sprintf("%s %s %s/%s at %s, after %s acquired the Lease at %s",
-						w.identity, w.verb, w.resource, w.namespace, w.received.Format(time.RFC3339Nano),
-						t.id, t.acquired.Format(time.RFC3339Nano))})
-				break
-			}
+		case holder != nil:
+			out = append(out, Violation{Invariant: InvOneWriter, Time: w.received, Namespace: w.namespace,
+				Detail: fmt.Sprintf("%s %s %s/%s at %s, after %s acquired the Lease at %s",
+					w.identity, w.verb, w.resource, w.namespace, w.received.Format(time.RFC3339Nano),
+					holder.id, holder.start.Format(time.RFC3339Nano))})
+		default:
+			out = append(out, Violation{Invariant: InvOneWriter, Time: w.received, Namespace: w.namespace,
+				Detail: fmt.Sprintf("%s %s %s/%s at %s, while no replica held the Lease",
+					w.identity, w.verb, w.resource, w.namespace, w.received.Format(time.RFC3339Nano))})
 		}
 	}
 	return out

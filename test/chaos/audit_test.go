@@ -34,12 +34,37 @@ func TestCheckOneWriter(t *testing.T) {
 			},
 		},
 		{
-			name: "A write still running when the next replica's first arrives is an overlap",
+			// Held by the server while etcd restarts: the writer acted in time.
+			name: "A write received in its writer's term that completes in the next is the server's ordering",
 			writes: []write{
 				lease("a", 0), wr("a", "secrets", "n1", 1, 21.5),
 				lease("b", 20), wr("b", "secrets", "n2", 21, 21.1),
 			},
-			want: []string{"a's writes run until"},
+		},
+		{
+			name: "A write received after the next replica acquired is caught, however it overlaps",
+			writes: []write{
+				lease("a", 0), wr("a", "secrets", "n1", 1, 1.1),
+				lease("b", 20), wr("b", "secrets", "n2", 21, 21.1),
+				wr("a", "secrets", "n1", 21.05, 21.2),
+			},
+			want: []string{"after b acquired the Lease"},
+		},
+		{
+			// A paused replica acquires again once the new holder released.
+			name: "A replica that acquires again writes in its second term",
+			writes: []write{
+				lease("a", 0), wr("a", "secrets", "n1", 1, 1.1),
+				lease("b", 20), wr("b", "secrets", "n2", 21, 21.1), lease("b", 30),
+				lease("a", 31), wr("a", "secrets", "n1", 32, 32.1),
+			},
+		},
+		{
+			name: "A write between two terms of its writer, in another's, is caught",
+			writes: []write{
+				lease("a", 0), lease("b", 20), wr("a", "secrets", "n1", 25, 25.1), lease("a", 31),
+			},
+			want: []string{"after b acquired the Lease at"},
 		},
 		{
 			name: "A zombie's write after another acquired the Lease is caught even with no overlap in writes",
