@@ -2,6 +2,8 @@ package kube
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -50,9 +52,7 @@ func RunLeaderElection(ctx context.Context, client kubernetes.Interface, cfg Lea
 		Client:     client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: cfg.Identity},
 	}
-	if cfg.Fence != nil {
-		lock = &timedLock{Interface: lock, fence: cfg.Fence}
-	}
+	lock = &guardedLock{Interface: lock, fence: cfg.Fence}
 	// The elector runs on its own context, ended once ctx has ended and lead
 	// (if it started) has returned.
 	electCtx, stopElecting := context.WithCancel(context.WithoutCancel(ctx))
@@ -144,29 +144,72 @@ func RunLeaderElection(ctx context.Context, client kubernetes.Interface, cfg Lea
 	return lost, nil
 }
 
-// timedLock tells the fence when each successful write of the Lease naming
-// this replica was sent: the fence's clock starts there.
-type timedLock struct {
+// guardedLock wraps the Lease lock client-go's elector uses.
+//
+// It refuses to release a Lease that another replica holds. client-go's
+// tryRelease reads the Lease, then asks its own last observed record, not
+// the one it just read, whether this replica leads. A replica that lost the
+// Lease without noticing (its reads timed out, or it was paused) then
+// releases the new holder's Lease on its way out, with the resourceVersion
+// it just read, so the write succeeds; a third replica acquires the free
+// Lease while the new holder, which still renews in its own view, keeps
+// writing: two writers. make chaos found it (docs/reliability.md).
+//
+// With a fence, it also tells the fence when each successful write of the
+// Lease naming this replica was sent: the fence's clock starts there.
+type guardedLock struct {
 	resourcelock.Interface
-	fence *WriteFence
+	fence *WriteFence // nil: no fence
+
+	mu         sync.Mutex
+	read       bool   // a Get has succeeded
+	lastHolder string // the holder the Lease named when last read or written
 }
 
-func (l *timedLock) Create(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
+// errHeldByAnother is returned, instead of releasing, for a Lease another
+// replica holds.
+var errHeldByAnother = errors.New("not released: the lease is held by another replica")
+
+func (l *guardedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	rec, raw, err := l.Interface.Get(ctx)
+	if err == nil {
+		l.mu.Lock()
+		l.read, l.lastHolder = true, rec.HolderIdentity
+		l.mu.Unlock()
+	}
+	return rec, raw, err
+}
+
+func (l *guardedLock) Create(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
 	sent := time.Now()
 	err := l.Interface.Create(ctx, rec)
 	l.done(rec, sent, err)
 	return err
 }
 
-func (l *timedLock) Update(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
+func (l *guardedLock) Update(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
+	if rec.HolderIdentity == "" { // a release
+		l.mu.Lock()
+		read, holder := l.read, l.lastHolder
+		l.mu.Unlock()
+		if read && holder != "" && holder != l.Identity() {
+			return fmt.Errorf("%w (%s)", errHeldByAnother, holder)
+		}
+	}
 	sent := time.Now()
 	err := l.Interface.Update(ctx, rec)
 	l.done(rec, sent, err)
 	return err
 }
 
-func (l *timedLock) done(rec resourcelock.LeaderElectionRecord, sent time.Time, err error) {
-	if err == nil && rec.HolderIdentity != "" && rec.HolderIdentity == l.Identity() {
+func (l *guardedLock) done(rec resourcelock.LeaderElectionRecord, sent time.Time, err error) {
+	if err != nil {
+		return
+	}
+	l.mu.Lock()
+	l.lastHolder = rec.HolderIdentity
+	l.mu.Unlock()
+	if l.fence != nil && rec.HolderIdentity != "" && rec.HolderIdentity == l.Identity() {
 		l.fence.renewedAt(sent)
 	}
 }

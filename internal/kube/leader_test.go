@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -243,5 +244,83 @@ func TestLeaseIsReleasedOnlyAfterLeadReturns(t *testing.T) {
 	want := []string{"lease renewed", "lead returned", "lease released"}
 	if diff := cmp.Diff(want, events); diff != "" {
 		t.Errorf("order of events (-want +got):\n%s", diff)
+	}
+}
+
+// A replica that lost the Lease without noticing must not release the new
+// holder's Lease on its way out: client-go's release reads the Lease, then
+// trusts its own stale record. Here replica-1's renewals "succeed" in its
+// own view but never reach the store (as behind a partition that loses the
+// answers' effect), while replica-2 takes the Lease; when replica-1 stops,
+// replica-2's Lease must still name replica-2.
+func TestStaleLeaderNeverReleasesAnothersLease(t *testing.T) {
+	client := fake.NewClientset()
+	var partitioned atomic.Bool
+	var swallowed atomic.Int32
+	client.PrependReactor("update", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		l := a.(k8stesting.UpdateAction).GetObject().(*coordinationv1.Lease)
+		if partitioned.Load() && ptr.Deref(l.Spec.HolderIdentity, "") == "replica-1" {
+			swallowed.Add(1)
+			return true, l, nil // replica-1 believes it renewed
+		}
+		return false, nil, nil
+	})
+	cfg := testLeaderConfig(nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	leading := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = RunLeaderElection(ctx, client, cfg, slog.New(slog.DiscardHandler), func(ctx context.Context) {
+			leading <- struct{}{}
+			<-ctx.Done()
+		})
+	}()
+	select {
+	case <-leading:
+	case <-time.After(10 * time.Second):
+		t.Fatal("replica-1 never led")
+	}
+	partitioned.Store(true)
+	// replica-2 acquires (its writes reach the store; replica-1's do not).
+	cur, err := client.CoordinationV1().Leases(cfg.Namespace).Get(context.Background(), cfg.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := cur.DeepCopy()
+	taken.Spec.HolderIdentity = ptr.To("replica-2")
+	taken.Spec.LeaseDurationSeconds = ptr.To[int32](60)
+	taken.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
+	if _, err := client.CoordinationV1().Leases(cfg.Namespace).Update(context.Background(), taken, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// replica-1 goes on renewing in its own view.
+	before := swallowed.Load()
+	deadline := time.Now().Add(10 * time.Second)
+	for swallowed.Load() < before+2 {
+		if time.Now().After(deadline) {
+			t.Fatal("replica-1 stopped renewing")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel() // replica-1 stops and releases what it believes is its Lease
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("RunLeaderElection did not return")
+	}
+	got, err := client.CoordinationV1().Leases(cfg.Namespace).Get(context.Background(), cfg.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := ptr.Deref(got.Spec.HolderIdentity, ""); h != "replica-2" {
+		t.Errorf("after replica-1 stopped the Lease names %q, want replica-2 (replica-1 released another's Lease)", h)
+		for _, a := range client.Actions() {
+			if u, ok := a.(k8stesting.UpdateAction); ok {
+				t.Logf("%s %s holder=%q", a.GetVerb(), a.GetResource().Resource, ptr.Deref(u.GetObject().(*coordinationv1.Lease).Spec.HolderIdentity, ""))
+			} else {
+				t.Logf("%s %s", a.GetVerb(), a.GetResource().Resource)
+			}
+		}
 	}
 }
