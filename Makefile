@@ -30,7 +30,14 @@ unit: ## Unit tests only (fast: no control plane, no Helm; chart tests run in ma
 	go test -race -count=1 ./...
 
 test: lint controlplane tools ## All tests: unit, chart, integration against a real kube-apiserver + etcd, then a 60 s chaos soak (race detector on)
-	go test -race -count=1 -timeout $(TEST_TIMEOUT) -tags integration $$(go list ./... | grep -v '/test/chaos$$')
+	@# The list needs the tag too: without it, go list leaves out the packages
+	@# whose every file is tagged (test/integration, test/chart ...).
+	@pkgs="$$(go list -tags integration ./... | grep -v '/test/chaos$$')"; \
+		for p in test/integration test/chart test/install test/release; do \
+			grep -q "/$$p$$" <<<"$$pkgs" || { echo "make test: $$p missing from the package list" >&2; exit 1; }; \
+		done; \
+		echo go test -race -count=1 -timeout $(TEST_TIMEOUT) -tags integration ...; \
+		go test -race -count=1 -timeout $(TEST_TIMEOUT) -tags integration $$pkgs
 	@# Alone, after the rest: it restarts its own control plane and loads both cores.
 	go test -race -count=1 -timeout 20m -tags integration ./test/chaos
 
