@@ -218,7 +218,13 @@ func checkWriteStorm(writes []write, w *world, fraction float64) []Violation {
 		}
 		justified := false
 		for i, ev := range st.events {
-			if used[key][i] || !ev.at.After(prev.Add(-eventSlack)) || ev.at.After(wr.received) || !slices.Contains(justifiedBy[wr.resource], ev.kind) {
+			// An action since the previous write calls for this one; so does
+			// one within the repair budget that no write has answered yet:
+			// the previous write may have answered an older action, late
+			// (a cleanup held up by a kube-apiserver restart, done after the
+			// namespace was targeted again, leaves the retarget to this write).
+			recent := ev.at.After(prev.Add(-eventSlack)) || ev.at.After(wr.received.Add(-w.budget))
+			if used[key][i] || !recent || ev.at.After(wr.received) || !slices.Contains(justifiedBy[wr.resource], ev.kind) {
 				continue
 			}
 			if used[key] == nil {

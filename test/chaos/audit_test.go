@@ -144,6 +144,17 @@ func TestCheckWriteStorm(t *testing.T) {
 			want:   1,
 		},
 		{
+			name:   "A late cleanup answers the untarget, and the re-create after it the retarget",
+			events: []nsEvent{{evUntarget, at(4)}, {evRetarget, at(21.9)}},
+			writes: []write{wr("a", "secrets", "n1", 1, 1.1), wr("a", "secrets", "n1", 22.4, 22.5), wr("b", "secrets", "n1", 23.1, 23.2)},
+		},
+		{
+			name:   "An action answered already justifies no further write",
+			events: []nsEvent{{evUntarget, at(4)}, {evRetarget, at(21.9)}},
+			writes: []write{wr("a", "secrets", "n1", 1, 1.1), wr("a", "secrets", "n1", 5, 5.1), wr("a", "secrets", "n1", 22, 22.1), wr("b", "secrets", "n1", 23.1, 23.2)},
+			want:   1,
+		},
+		{
 			name:   "A rewrite once the token is due is a refresh",
 			hist:   []secretVersion{{seen: at(1.1), ours: true, fetched: at(1), expires: at(121), password: "p1"}},
 			writes: []write{wr("a", "secrets", "n1", 1, 1.1), wr("a", "secrets", "n1", 61.5, 61.6)},
