@@ -69,8 +69,8 @@ func TestSecureDefaults(t *testing.T) {
 		t.Errorf("readinessProbe (-want +got):\n%s", diff)
 	}
 	wantResources := corev1.ResourceRequirements{
-		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
-		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("160Mi")},
 	}
 	if diff := cmp.Diff(wantResources, c.Resources); diff != "" {
 		t.Errorf("resources (-want +got):\n%s", diff)

@@ -9,9 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
 )
 
@@ -111,5 +114,60 @@ func TestChartREADMEIsGenerated(t *testing.T) {
 	}
 	if !bytes.Equal(committed, generated) {
 		t.Errorf("deploy/helm/kube-ecr-refresher/README.md is not what helm-docs makes of the chart: run make chart-docs")
+	}
+}
+
+// The chart's default memory follows the sizing table in docs/benchmarks.md
+// (from make bench): its limit leaves 50 % headroom over the peak measured
+// at 10 000 namespaces, its request covers the peak at 1 000.
+func TestChartResourcesFollowTheSizingTable(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "benchmarks.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?s)<!-- sizing:start -->(.*?)<!-- sizing:end -->`).FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("docs/benchmarks.md has no <!-- sizing:start --> table")
+	}
+	peak := map[int]float64{} // namespaces -> peak RSS MiB
+	for _, line := range strings.Split(string(m[1]), "\n") {
+		cells := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
+		if len(cells) < 2 {
+			continue
+		}
+		n, err1 := strconv.Atoi(strings.ReplaceAll(strings.TrimSpace(cells[0]), " ", ""))
+		mib, err2 := strconv.ParseFloat(strings.TrimSpace(cells[1]), 64)
+		if err1 == nil && err2 == nil {
+			peak[n] = mib
+		}
+	}
+	if peak[1000] == 0 || peak[10000] == 0 {
+		t.Fatalf("sizing table lacks the rows for 1000 and 10000 namespaces: %v", peak)
+	}
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "helm", "kube-ecr-refresher", "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values struct {
+		Resources struct {
+			Requests map[string]string `json:"requests"`
+			Limits   map[string]string `json:"limits"`
+		} `json:"resources"`
+	}
+	if err := yaml.Unmarshal(raw, &values); err != nil {
+		t.Fatal(err)
+	}
+	mebi := func(q string) float64 {
+		v, err := resource.ParseQuantity(q)
+		if err != nil {
+			t.Fatalf("quantity %q: %v", q, err)
+		}
+		return float64(v.Value()) / (1 << 20)
+	}
+	if limit := mebi(values.Resources.Limits["memory"]); limit < 1.5*peak[10000] {
+		t.Errorf("chart memory limit %.0f MiB is below 1.5 x the %.1f MiB measured at 10 000 namespaces", limit, peak[10000])
+	}
+	if request := mebi(values.Resources.Requests["memory"]); request < peak[1000] {
+		t.Errorf("chart memory request %.0f MiB is below the %.1f MiB measured at 1 000 namespaces", request, peak[1000])
 	}
 }
