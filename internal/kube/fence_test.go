@@ -322,20 +322,7 @@ func TestFenceClockStartsWhenTheRenewalWasSent(t *testing.T) {
 	cfg.Fence = NewWriteFence(cfg.LeaseDuration, cfg.RenewDeadline)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	leading := make(chan struct{}, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, _ = RunLeaderElection(ctx, client, cfg, slog.New(slog.DiscardHandler), func(ctx context.Context) {
-			leading <- struct{}{}
-			<-ctx.Done()
-		})
-	}()
-	select {
-	case <-leading:
-	case <-time.After(10 * time.Second):
-		t.Fatal("never led")
-	}
+	done := leadInBackground(t, ctx, client, cfg)
 	if err := cfg.Fence.Allow(); err != nil {
 		t.Fatalf("a renewing leader's fence: %v", err)
 	}

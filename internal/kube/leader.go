@@ -162,8 +162,7 @@ type guardedLock struct {
 	fence *WriteFence // nil: no fence
 
 	mu         sync.Mutex
-	read       bool   // a Get has succeeded
-	lastHolder string // the holder the Lease named when last read or written
+	lastHolder string // the holder the Lease named when last read or written; "" before
 }
 
 // errHeldByAnother is returned, instead of releasing, for a Lease another
@@ -174,7 +173,7 @@ func (l *guardedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionReco
 	rec, raw, err := l.Interface.Get(ctx)
 	if err == nil {
 		l.mu.Lock()
-		l.read, l.lastHolder = true, rec.HolderIdentity
+		l.lastHolder = rec.HolderIdentity
 		l.mu.Unlock()
 	}
 	return rec, raw, err
@@ -190,9 +189,9 @@ func (l *guardedLock) Create(ctx context.Context, rec resourcelock.LeaderElectio
 func (l *guardedLock) Update(ctx context.Context, rec resourcelock.LeaderElectionRecord) error {
 	if rec.HolderIdentity == "" { // a release
 		l.mu.Lock()
-		read, holder := l.read, l.lastHolder
+		holder := l.lastHolder
 		l.mu.Unlock()
-		if read && holder != "" && holder != l.Identity() {
+		if holder != "" && holder != l.Identity() {
 			return fmt.Errorf("%w (%s)", errHeldByAnother, holder)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
@@ -267,20 +268,7 @@ func TestStaleLeaderNeverReleasesAnothersLease(t *testing.T) {
 	})
 	cfg := testLeaderConfig(nil)
 	ctx, cancel := context.WithCancel(t.Context())
-	leading := make(chan struct{}, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, _ = RunLeaderElection(ctx, client, cfg, slog.New(slog.DiscardHandler), func(ctx context.Context) {
-			leading <- struct{}{}
-			<-ctx.Done()
-		})
-	}()
-	select {
-	case <-leading:
-	case <-time.After(10 * time.Second):
-		t.Fatal("replica-1 never led")
-	}
+	done := leadInBackground(t, ctx, client, cfg)
 	partitioned.Store(true)
 	// replica-2 acquires (its writes reach the store; replica-1's do not).
 	cur, err := client.CoordinationV1().Leases(cfg.Namespace).Get(context.Background(), cfg.Name, metav1.GetOptions{})
@@ -323,4 +311,26 @@ func TestStaleLeaderNeverReleasesAnothersLease(t *testing.T) {
 			}
 		}
 	}
+}
+
+// leadInBackground runs RunLeaderElection with a lead that waits for its
+// context, returns once this replica leads, and closes done when
+// RunLeaderElection has returned.
+func leadInBackground(t *testing.T, ctx context.Context, client kubernetes.Interface, cfg LeaderConfig) (done <-chan struct{}) {
+	t.Helper()
+	leading := make(chan struct{}, 1)
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		_, _ = RunLeaderElection(ctx, client, cfg, slog.New(slog.DiscardHandler), func(ctx context.Context) {
+			leading <- struct{}{}
+			<-ctx.Done()
+		})
+	}()
+	select {
+	case <-leading:
+	case <-time.After(10 * time.Second):
+		t.Fatal(cfg.Identity + " never led")
+	}
+	return finished
 }
